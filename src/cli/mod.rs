@@ -1,0 +1,92 @@
+//! Command-line interface: argument parsing, logging setup, dispatch and error reporting.
+//!
+//! Commands write results to stdout and logs to stderr. Exit status 2 means bad input or
+//! usage (clap's own usage errors also exit with 2), 1 any other failure.
+
+mod dataset;
+
+use std::io::{self, IsTerminal};
+
+use clap::{ArgAction, Parser, Subcommand};
+use clarify::{DatasetError, FingerprintError};
+use tracing_subscriber::EnvFilter;
+
+/// Learn a robot policy from an operator's preference answers.
+///
+/// clarify is a ROS 2 node and tool set for preference-based robot learning with the
+/// CLARIFY method. An operator compares pairs of trajectory segments and answers left,
+/// right, can't tell or skip, and clarify turns the answers into a reward model and a
+/// policy. "Can't tell" answers are used for learning, not discarded.
+#[derive(Debug, Parser)]
+#[command(name = "clarify", version, about, long_about)]
+pub struct Cli {
+    /// Log more: -v for debug, -vv for trace. RUST_LOG, when set, takes precedence.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Log only warnings and errors. RUST_LOG, when set, takes precedence.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate and summarize offline datasets (NPZ files in the D4RL field layout).
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+}
+
+/// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
+/// the level is info, changed by `-v` and `-q`.
+pub fn init_logging(args: &Cli) {
+    let default_level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+}
+
+/// Runs the command that `args` selects.
+pub fn run(args: Cli) -> anyhow::Result<()> {
+    match args.command {
+        Command::Dataset(command) => dataset::run(command),
+    }
+}
+
+/// Prints `error: ...` and each cause on its own line to stderr.
+pub fn print_error(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Returns 2 when the error comes from invalid input (a dataset file or settings that
+/// cannot be used), otherwise 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let bad_input = error
+        .chain()
+        .any(|cause| cause.is::<DatasetError>() || cause.is::<FingerprintError>());
+    if bad_input { 2 } else { 1 }
+}
+
+/// Parses a count that must be at least 1.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(value) => Ok(value),
+        Err(error) => Err(error.to_string()),
+    }
+}
