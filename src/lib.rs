@@ -9,11 +9,24 @@
 pub mod answer;
 pub mod dataset;
 pub mod fingerprint;
+pub mod infer;
+pub mod labels;
+pub mod onnx;
 pub mod segment;
+pub mod select;
+pub mod store;
 pub mod teacher;
 
 pub use answer::{Answer, ParseAnswerError};
 pub use dataset::{Dataset, DatasetArrays, DatasetError, Episode, EpisodeEnd};
 pub use fingerprint::{Fingerprint, FingerprintConfig, FingerprintError, FingerprintReport};
+pub use infer::{InferConfig, InferError, Model, ModelSignature, Runtime};
+pub use labels::{LabelError, LabelFileError, LabelRecord};
+pub use onnx::{ExportError, GraphBuilder, Mlp};
 pub use segment::{RewardPrefixSum, Segments};
+pub use select::{
+    AskedPairs, DatasetSegment, DisagreementScorer, Embedder, LabelledPair, QuerySelector,
+    RoundSelection, SegmentPair, SelectConfig, SelectError, SelectorKind,
+};
+pub use store::{DatasetId, EpisodeId, QueryId, SegmentRef, Store, StoreError};
 pub use teacher::{SkipTeacher, Teacher};

@@ -4,6 +4,7 @@
 //! usage (clap's own usage errors also exit with 2), 1 any other failure.
 
 mod dataset;
+mod import;
 
 use std::io::{self, IsTerminal};
 
@@ -37,6 +38,14 @@ enum Command {
     /// Validate and summarize offline datasets (NPZ files in the D4RL field layout).
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+
+    /// Import a dataset NPZ file into a segment store (SQLite), skipping files already
+    /// imported.
+    ///
+    /// Validates the file like `dataset inspect`, then stores its episodes and step arrays
+    /// in one transaction: an invalid file leaves the store unchanged. A file whose bytes
+    /// match an imported one (same SHA-256) is reported and not stored again.
+    Import(import::ImportArgs),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -62,6 +71,7 @@ pub fn init_logging(args: &Cli) {
 pub fn run(args: Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Dataset(command) => dataset::run(command),
+        Command::Import(args) => import::run(&args),
     }
 }
 

@@ -1,0 +1,98 @@
+//! `clarify import`: dataset NPZ files into a segment store.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use clarify::segment::DEFAULT_SEGMENT_LENGTH;
+use clarify::store::{self, ImportError, ImportOptions, ImportOutcome, ImportSummary, Store};
+
+use super::parse_positive;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Dataset file: an NPZ archive in the D4RL field layout, as the generator writes or
+    /// from elsewhere. A JSON sidecar with the same stem, if present, is stored with it.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Segment store database (SQLite) to import into. The file is created when missing.
+    #[arg(long, value_name = "DB")]
+    store: PathBuf,
+
+    /// Dataset name to record in the store. Defaults to the file stem.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Segment length H in steps for the summary's segment count and the count of episodes
+    /// too short to give a segment. Every episode is stored whatever its length.
+    #[arg(long, value_name = "STEPS", default_value_t = DEFAULT_SEGMENT_LENGTH, value_parser = parse_positive)]
+    segment_length: usize,
+}
+
+pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
+    let mut store = Store::open(&args.store)?;
+    let options = ImportOptions {
+        name: args.name.clone(),
+        segment_length: args.segment_length,
+    };
+
+    // A dataset error is passed on unwrapped, so that the exit status marks an invalid
+    // file as bad input.
+    let outcome =
+        store::import_npz(&mut store, &args.file, &options).map_err(|error| match error {
+            ImportError::Dataset(error) => anyhow::Error::from(error),
+            other => anyhow::Error::from(other),
+        })?;
+
+    let mut stdout = io::stdout().lock();
+    write_summary(&mut stdout, args, &outcome)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn write_summary(
+    out: &mut impl Write,
+    args: &ImportArgs,
+    outcome: &ImportOutcome,
+) -> io::Result<()> {
+    let summary: &ImportSummary = outcome.summary();
+    let dataset = &summary.dataset;
+
+    match outcome {
+        ImportOutcome::Imported(_) => writeln!(
+            out,
+            "imported {} into {} as {}",
+            args.file.display(),
+            args.store.display(),
+            dataset.id
+        )?,
+        ImportOutcome::AlreadyImported(_) => writeln!(
+            out,
+            "already imported: {} has the same content as {} (imported from {}); nothing written",
+            args.file.display(),
+            dataset.id,
+            dataset.meta.source_path.display()
+        )?,
+    }
+    writeln!(out, "dataset id        {}", dataset.id.get())?;
+    writeln!(out, "name              {}", dataset.meta.name)?;
+    writeln!(out, "sha256            {}", dataset.meta.content_hash)?;
+    writeln!(out, "episodes          {}", summary.episodes)?;
+    writeln!(
+        out,
+        "steps             {} (observation dim {}, action dim {})",
+        summary.steps, dataset.observation_dim, dataset.action_dim
+    )?;
+    writeln!(
+        out,
+        "segments          {} of {} steps ({} episodes shorter than {} steps skipped)",
+        summary.segments, summary.segment_length, summary.short_episodes, summary.segment_length
+    )?;
+    let sidecar = if dataset.meta.sidecar_json.is_some() {
+        "stored"
+    } else {
+        "none"
+    };
+    writeln!(out, "sidecar           {sidecar}")
+}
