@@ -32,7 +32,10 @@ fn run_clarify_sim(args: &[&str]) -> Result<String> {
     let output = Command::new(python()?)
         .args(["-m", "clarify_sim", "--log-level", "WARNING"])
         .args(args)
-        .env("PYTHONPATH", Path::new(env!("CARGO_MANIFEST_DIR")).join("sim"))
+        .env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("sim"),
+        )
         .output()
         .context("failed to start the Python interpreter")?;
     if !output.status.success() {
@@ -81,7 +84,9 @@ fn fingerprint_and_answers_match_python() -> Result<()> {
         let python_pairs = folder.path().join(format!("pairs-{segment_length}.jsonl"));
         let python_fingerprint: Value = serde_json::from_str(&run_clarify_sim(&[
             "fingerprint",
-            dataset_path.to_str().context("temporary path is not UTF-8")?,
+            dataset_path
+                .to_str()
+                .context("temporary path is not UTF-8")?,
             "--json",
             "--segment-length",
             &segment_length.to_string(),
@@ -90,7 +95,9 @@ fn fingerprint_and_answers_match_python() -> Result<()> {
             "--pair-seed",
             &pair_seed.to_string(),
             "--pairs-out",
-            python_pairs.to_str().context("temporary path is not UTF-8")?,
+            python_pairs
+                .to_str()
+                .context("temporary path is not UTF-8")?,
         ])?)?;
 
         let config = FingerprintConfig {
@@ -123,9 +130,8 @@ fn fingerprint_and_answers_match_python() -> Result<()> {
 fn sidecar_fingerprint_matches_rust() -> Result<()> {
     let folder = tempfile::tempdir()?;
     let dataset_path = generate_dataset(folder.path())?;
-    let sidecar: Value = serde_json::from_str(&fs::read_to_string(
-        dataset_path.with_extension("json"),
-    )?)?;
+    let sidecar: Value =
+        serde_json::from_str(&fs::read_to_string(dataset_path.with_extension("json"))?)?;
 
     let dataset = Dataset::load(&dataset_path)?;
     let report = fingerprint::compute(&dataset, &FingerprintConfig::default())?;
