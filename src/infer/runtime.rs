@@ -110,13 +110,13 @@ fn shared_environment(search: &LibrarySearch) -> Result<Arc<SharedEnvironment>, 
     let library = search.find()?;
     library.check_version()?;
     let mut state = PROCESS_STATE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(loaded) = &state.loaded_library {
-        if loaded.path != library.path {
-            return Err(InferError::LibraryConflict {
-                loaded: loaded.path.clone(),
-                requested: library.path,
-            });
-        }
+    if let Some(loaded) = &state.loaded_library
+        && loaded.path != library.path
+    {
+        return Err(InferError::LibraryConflict {
+            loaded: loaded.path.clone(),
+            requested: library.path,
+        });
     }
     if let Some(shared) = &state.shared {
         return Ok(Arc::clone(shared));

@@ -95,14 +95,14 @@ fn check_embedding(
     if embedding.is_empty() {
         return Err(SelectError::EmptyEmbedding { segment });
     }
-    if let Some(expected) = expected_dim {
-        if embedding.len() != expected {
-            return Err(SelectError::EmbeddingDim {
-                segment,
-                expected,
-                found: embedding.len(),
-            });
-        }
+    if let Some(expected) = expected_dim
+        && embedding.len() != expected
+    {
+        return Err(SelectError::EmbeddingDim {
+            segment,
+            expected,
+            found: embedding.len(),
+        });
     }
     if let Some(&value) = embedding.iter().find(|value| !value.is_finite()) {
         return Err(SelectError::NonFiniteEmbedding { segment, value });
