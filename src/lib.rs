@@ -11,11 +11,13 @@ pub mod dataset;
 pub mod fingerprint;
 pub mod infer;
 pub mod labels;
+pub mod msg;
 pub mod onnx;
 pub mod segment;
 pub mod select;
 pub mod store;
 pub mod teacher;
+pub mod transport;
 
 pub use answer::{Answer, ParseAnswerError};
 pub use dataset::{Dataset, DatasetArrays, DatasetError, Episode, EpisodeEnd};
