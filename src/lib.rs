@@ -2,15 +2,20 @@
 //! of these two trajectory segments is better?") with the CLARIFY method (Mu et al., ICML
 //! 2025), which learns from "can't tell" answers as well as from clear ones.
 //!
-//! This crate contains the foundations: operator answers, offline datasets in the D4RL
-//! layout, fixed-length segments, simulated teachers and the dataset fingerprint. The
-//! `clarify` binary exposes them on the command line.
+//! Modules, from the foundations up: operator answers (`answer`), offline datasets in the
+//! D4RL layout (`dataset`) and their fingerprint (`fingerprint`), fixed-length segments
+//! (`segment`), simulated teachers (`teacher`), the SQLite segment store (`store`) and label
+//! files (`labels`), the ONNX writer (`onnx`) and the ONNX Runtime wrapper (`infer`), the
+//! reward model (`learn`), query selection (`select`), and the ROS 2 edge: message types
+//! (`msg`) and transports (`transport`). The `clarify` binary exposes them on the command
+//! line. Learning and selection never import the ROS 2 edge.
 
 pub mod answer;
 pub mod dataset;
 pub mod fingerprint;
 pub mod infer;
 pub mod labels;
+pub mod learn;
 pub mod msg;
 pub mod onnx;
 pub mod segment;
@@ -24,6 +29,7 @@ pub use dataset::{Dataset, DatasetArrays, DatasetError, Episode, EpisodeEnd};
 pub use fingerprint::{Fingerprint, FingerprintConfig, FingerprintError, FingerprintReport};
 pub use infer::{InferConfig, InferError, Model, ModelSignature, Runtime};
 pub use labels::{LabelError, LabelFileError, LabelRecord};
+pub use learn::{PreferencePairs, RewardModel, RewardModelConfig, RewardModelError};
 pub use onnx::{ExportError, GraphBuilder, Mlp};
 pub use segment::{RewardPrefixSum, Segments};
 pub use select::{
@@ -31,4 +37,7 @@ pub use select::{
     RoundSelection, SegmentPair, SelectConfig, SelectError, SelectorKind,
 };
 pub use store::{DatasetId, EpisodeId, QueryId, SegmentRef, Store, StoreError};
-pub use teacher::{SkipTeacher, Teacher};
+pub use teacher::{
+    BoltzmannTeacher, EqualTeacher, InvalidTeacherParameter, MistakeTeacher, MyopicTeacher,
+    QueryRewards, SkipTeacher, Teacher,
+};

@@ -6,6 +6,13 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mimalloc::MiMalloc;
+
+/// mimalloc replaces the glibc allocator. Under glibc, a burn 0.22 CPU training run spent 37 %
+/// of its time in page faults and zeroing of large temporaries, and mimalloc doubled its speed
+/// (measured on a 2-core machine).
+#[global_allocator]
+static GLOBAL_ALLOCATOR: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
