@@ -38,7 +38,12 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from clarify_sim.dataset import validate_arrays
+from clarify_sim.dataset import (
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    STATE_FIELDS,
+    validate_arrays,
+)
 from clarify_sim.env import (
     DEFAULT_EPISODE_STEPS,
     MetaWorldTaskEnv,
@@ -327,22 +332,7 @@ def generate_arrays(
         np.arange(config.episodes, dtype=np.int64), config.episode_steps
     )
     fields["rand_vecs"] = np.stack([episode["rand_vec"] for episode in episodes])
-    ordered = (
-        "observations",
-        "actions",
-        "next_observations",
-        "rewards",
-        "terminals",
-        "timeouts",
-        "success",
-        "episode_ids",
-        "timesteps",
-        "rand_vecs",
-        "qpos",
-        "qvel",
-        "mocap_pos",
-        "mocap_quat",
-    )
+    ordered = REQUIRED_FIELDS + OPTIONAL_FIELDS + STATE_FIELDS
     return {name: fields[name] for name in ordered}, behaviours
 
 
