@@ -275,7 +275,11 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Dataset:
     `source` names the arrays' origin in error messages. Fields outside the layout are
     ignored.
     """
-    fields = {name: np.asarray(arrays[name]) for name in FIELD_DTYPES if name in arrays}
+    fields = {
+        name: _to_native_byte_order(np.asarray(arrays[name]))
+        for name in FIELD_DTYPES
+        if name in arrays
+    }
     for name in REQUIRED_FIELDS:
         if name not in fields:
             present = ", ".join(sorted(arrays)) or "none"
@@ -300,6 +304,11 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Dataset:
         _check_timesteps(source, fields["timesteps"], bounds)
     _check_state_fields(source, fields, bounds.size - 1)
     return Dataset(source, fields, bounds)
+
+
+def _to_native_byte_order(array: np.ndarray) -> np.ndarray:
+    """Return `array` in this machine's byte order; NPZ files may store either order."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def _check_dtype_and_ndim(source: str, name: str, array: np.ndarray) -> None:

@@ -30,6 +30,19 @@ def test_valid_arrays_split_by_episode_ids():
     assert not dataset.has_state
 
 
+def test_big_endian_fields_are_accepted(tmp_path):
+    arrays = make_arrays([4, 2, 5])
+    expected = arrays["rewards"].copy()
+    arrays["rewards"] = arrays["rewards"].astype(">f4")
+    arrays["episode_ids"] = arrays["episode_ids"].astype(">i8")
+
+    dataset = load_dataset(save(tmp_path, arrays))
+
+    assert dataset.episode_count == 3
+    assert dataset.rewards.dtype == np.dtype(np.float32)
+    assert np.array_equal(dataset.rewards, expected)
+
+
 def test_split_by_flags_without_episode_ids():
     arrays = make_arrays([3, 3, 2])
     del arrays["episode_ids"], arrays["timesteps"]
