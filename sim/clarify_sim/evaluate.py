@@ -334,6 +334,12 @@ def check_manifest_against_model(
             )
     _check_specs(manifest.inputs, graph_inputs, "inputs", source)
     _check_specs(manifest.outputs, graph_outputs, "outputs", source)
+    # The evaluator feeds the observation and nothing else.
+    if len(graph_inputs) != 1:
+        raise ManifestError(
+            f"manifest {source}: the model has {len(graph_inputs)} graph inputs "
+            f"({sorted(graph_inputs)}), expected one: the observation"
+        )
 
     observation_spec = manifest.inputs[0]
     if observation_spec.shape[-1] != manifest.observation_dim:

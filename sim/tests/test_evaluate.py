@@ -227,6 +227,47 @@ def test_input_name_mismatch_is_rejected(tmp_path):
     assert "['observation']" in message
 
 
+def test_second_graph_input_is_rejected(tmp_path):
+    shape = ["batch", OBSERVATION_DIM]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["observation", "offset"], ["shifted"]),
+            helper.make_node(
+                "Slice", ["shifted", "starts", "ends", "axes"], ["action"]
+            ),
+        ],
+        "policy",
+        [
+            helper.make_tensor_value_info("observation", TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info("offset", TensorProto.FLOAT, shape),
+        ],
+        [
+            helper.make_tensor_value_info(
+                "action", TensorProto.FLOAT, ["batch", ACTION_DIM]
+            )
+        ],
+        [
+            numpy_helper.from_array(np.array([0], np.int64), "starts"),
+            numpy_helper.from_array(np.array([ACTION_DIM], np.int64), "ends"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "policy.onnx")
+    inputs = [
+        {"name": "observation", "shape": shape},
+        {"name": "offset", "shape": shape},
+    ]
+    write_manifest(tmp_path, manifest_document(inputs=inputs))
+
+    with pytest.raises(ManifestError) as raised:
+        load_policy(tmp_path / "policy.onnx", make_env("dial-turn"))
+    message = str(raised.value)
+    assert "2 graph inputs" in message
+    assert "'offset'" in message
+
+
 def test_fixed_batch_dim_is_rejected(tmp_path):
     write_policy(tmp_path, *random_linear(2), batch_dim=1)
     write_manifest(tmp_path, manifest_document())
