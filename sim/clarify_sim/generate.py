@@ -402,8 +402,8 @@ def write_dataset(
     `log_every`, `on_episode` and `before_step` work as in `generate_arrays`.
 
     Both files are written to temporary files in the destination folder and renamed
-    into place at the end, so an interrupted run leaves the previous files (or none)
-    and no half-written dataset.
+    into place at the end, so an interrupted run leaves the previous files, the new
+    dataset without a sidecar, or none, and never a half-written dataset.
     """
     path = Path(path)
     if path.suffix != ".npz":
@@ -437,6 +437,9 @@ def write_dataset(
     except BaseException:
         npz_temporary.unlink(missing_ok=True)
         raise
+    # The old sidecar goes first: a crash between the renames then leaves a dataset
+    # without a sidecar, which reads as unfinished, never one with a stale sidecar.
+    sidecar_path.unlink(missing_ok=True)
     os.replace(npz_temporary, path)
     os.replace(json_temporary, sidecar_path)
     seconds = time.monotonic() - started
