@@ -158,6 +158,7 @@ fn newer_schema_version_rejected() -> anyhow::Result<()> {
     let path = fresh_database("store-newer-version.sqlite");
     let newer = SCHEMA_VERSION + 1;
     Connection::open(&path)?.pragma_update(None, "user_version", newer)?;
+    let before = fs::read(&path)?;
 
     let error = Store::open(&path).unwrap_err();
 
@@ -179,9 +180,16 @@ fn newer_schema_version_rejected() -> anyhow::Result<()> {
         message.contains(&format!("versions 0 to {SCHEMA_VERSION}")),
         "{message}"
     );
-    let version: i64 =
-        Connection::open(&path)?.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    assert_eq!(version, newer, "the rejected file was changed");
+    assert!(fs::read(&path)? == before, "the rejected file was changed");
+    for suffix in ["-wal", "-shm"] {
+        let mut side_file = path.clone().into_os_string();
+        side_file.push(suffix);
+        assert!(
+            !Path::new(&side_file).exists(),
+            "opening the rejected file left {}",
+            Path::new(&side_file).display()
+        );
+    }
     Ok(())
 }
 

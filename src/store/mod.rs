@@ -102,6 +102,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        schema::check_readable(&connection, path)?;
         schema::configure(&connection).map_err(open_error)?;
         schema::migrate(&mut connection, path)?;
 

@@ -105,8 +105,21 @@ const MIGRATIONS: &[&str] = &[V1];
 /// The schema version that this code reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Sets the per-connection pragmas: WAL journal, full fsync on commit, foreign keys and the
-/// busy timeout.
+/// Sets the busy timeout and rejects a file whose schema version is newer than this code.
+///
+/// Runs before [`configure`], because `journal_mode = WAL` writes to the file, and a file
+/// that this code rejects is left byte for byte as it was.
+pub(super) fn check_readable(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    let found = user_version(connection).map_err(open_error)?;
+    check_known(path, found)
+}
+
+/// Sets the per-connection pragmas: WAL journal, full fsync on commit and foreign keys.
 ///
 /// `synchronous = FULL` makes SQLite sync the WAL file on every commit, so a transaction has
 /// reached the disk when its commit returns. With the WAL default of `NORMAL`, a power cut
@@ -124,7 +137,6 @@ pub(super) fn configure(connection: &Connection) -> rusqlite::Result<()> {
     }
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
     Ok(())
 }
 
