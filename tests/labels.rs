@@ -300,3 +300,82 @@ fn stored_answers_export_to_label_file() -> anyhow::Result<()> {
     assert_eq!(read_back[0].operator, "bob");
     Ok(())
 }
+
+#[test]
+fn failed_write_keeps_existing_file() -> anyhow::Result<()> {
+    let path = temp_path("labels-failed-write.jsonl");
+    let saved: Vec<LabelRecord> = [Answer::Left, Answer::Right, Answer::Skip]
+        .into_iter()
+        .zip(1..)
+        .map(|(answer, query)| record(query, answer))
+        .collect();
+    write_label_file(&path, &saved)?;
+    let mut invalid = record(5, Answer::Left);
+    invalid.response_secs = f64::NAN;
+
+    let error = write_label_file(&path, &[record(4, Answer::Right), invalid]).unwrap_err();
+
+    assert!(
+        matches!(
+            error.error,
+            LabelError::Field {
+                line: 2,
+                field: "response_secs",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(read_label_file(&path)?, saved);
+    Ok(())
+}
+
+#[test]
+fn segment_end_past_usize_max_rejected() {
+    let text = line(1, "left").replace("\"start\":10", &format!("\"start\":{}", usize::MAX - 2));
+
+    let error = read_text(&text).unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            LabelError::Field {
+                line: 1,
+                field: "left.start",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains(&(usize::MAX - 2).to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn overlapping_sides_in_same_episode_rejected() {
+    // Steps 10..60 and 40..90 of episode 1 share steps 40..60.
+    let text = line(1, "left").replace("\"episode\":2,\"start\":0", "\"episode\":1,\"start\":40");
+    let mut overlapping = record(2, Answer::Right);
+    overlapping.right = overlapping.left;
+    let mut output = Vec::new();
+
+    let read_error = read_text(&text).unwrap_err();
+    let write_error = write_labels(&mut output, &[overlapping]).unwrap_err();
+
+    assert!(
+        matches!(read_error, LabelError::OverlappingSegments { line: 1, .. }),
+        "{read_error:?}"
+    );
+    let message = read_error.to_string();
+    assert!(
+        message.contains("steps 10..60 of episode 1")
+            && message.contains("steps 40..90 of episode 1"),
+        "{message}"
+    );
+    assert!(
+        matches!(write_error, LabelError::OverlappingSegments { line: 1, .. }),
+        "{write_error:?}"
+    );
+}

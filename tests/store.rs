@@ -557,6 +557,62 @@ fn invalid_segments_rejected() -> anyhow::Result<()> {
 }
 
 #[test]
+fn segment_end_past_usize_max_rejected() -> anyhow::Result<()> {
+    let mut fixture = store_with_dataset("store-segment-overflow", &[10, 6])?;
+    let [first, second] = fixture.episodes[..] else {
+        anyhow::bail!("expected 2 episodes");
+    };
+    let start = usize::MAX - 2;
+
+    let error = fixture
+        .store
+        .insert_query(&query(segment(first, 0, 5), segment(second, start, 5)))
+        .unwrap_err();
+
+    assert!(
+        matches!(error, StoreError::SegmentEndOverflow(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&start.to_string()), "{error}");
+    assert!(fixture.store.unanswered_queries(0.0)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn overlapping_sides_in_same_episode_rejected() -> anyhow::Result<()> {
+    let mut fixture = store_with_dataset("store-overlapping-sides", &[10, 6])?;
+    let [first, second] = fixture.episodes[..] else {
+        anyhow::bail!("expected 2 episodes");
+    };
+
+    let overlap = fixture
+        .store
+        .insert_query(&query(segment(first, 0, 5), segment(first, 4, 5)))
+        .unwrap_err();
+    let adjacent = fixture
+        .store
+        .insert_query(&query(segment(first, 0, 5), segment(first, 5, 5)));
+    let other_episode = fixture
+        .store
+        .insert_query(&query(segment(first, 0, 5), segment(second, 0, 5)));
+
+    assert!(
+        matches!(overlap, StoreError::OverlappingSegments { .. }),
+        "{overlap:?}"
+    );
+    let message = overlap.to_string();
+    assert!(
+        message.contains(&format!("steps 0..5 of {first}"))
+            && message.contains(&format!("steps 4..9 of {first}")),
+        "{message}"
+    );
+    assert!(adjacent.is_ok(), "{adjacent:?}");
+    assert!(other_episode.is_ok(), "{other_episode:?}");
+    assert_eq!(fixture.store.unanswered_queries(0.0)?.len(), 2);
+    Ok(())
+}
+
+#[test]
 fn unanswered_list_skips_answered_and_expired() -> anyhow::Result<()> {
     let mut fixture = store_with_dataset("store-unanswered", &[8, 8])?;
     let left = segment(fixture.episodes[0], 0, 4);

@@ -76,8 +76,20 @@ pub enum StoreError {
     #[error("invalid segment {0}: a segment needs at least 1 step")]
     EmptySegment(SegmentRef),
 
+    #[error(
+        "invalid segment of {}: start {} plus length {} exceeds the largest step index {}",
+        .0.episode, .0.start, .0.length, usize::MAX
+    )]
+    SegmentEndOverflow(SegmentRef),
+
     #[error("invalid query: both sides are {0}, a query compares two different segments")]
     SameSegment(SegmentRef),
+
+    #[error(
+        "invalid query: the left side {left} and the right side {right} overlap, \
+         but the two sides of a query share no step"
+    )]
+    OverlappingSegments { left: SegmentRef, right: SegmentRef },
 
     #[error("invalid {field} {value}: expected a finite number{}", if *non_negative { " ≥ 0" } else { "" })]
     InvalidNumber {

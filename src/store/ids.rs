@@ -60,21 +60,35 @@ pub struct SegmentRef {
 }
 
 impl SegmentRef {
-    /// Returns the step within the episode one past the segment's last step.
-    pub fn end(&self) -> usize {
-        self.start + self.length
+    /// Returns the step within the episode one past the segment's last step, or `None`
+    /// when `start + length` exceeds `usize::MAX`. `start` and `length` can come from a
+    /// label file, so the sum is checked.
+    pub fn end(&self) -> Option<usize> {
+        self.start.checked_add(self.length)
+    }
+
+    /// Returns whether the two segments share at least one step of the same episode.
+    /// A segment of length 0 shares no step.
+    pub fn overlaps(&self, other: &SegmentRef) -> bool {
+        // Saturating keeps a segment whose end exceeds `usize::MAX` running to the last index.
+        self.episode == other.episode
+            && self.length > 0
+            && other.length > 0
+            && self.start < other.start.saturating_add(other.length)
+            && other.start < self.start.saturating_add(self.length)
     }
 }
 
 impl fmt::Display for SegmentRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "steps {}..{} of {}",
-            self.start,
-            self.end(),
-            self.episode
-        )
+        match self.end() {
+            Some(end) => write!(f, "steps {}..{end} of {}", self.start, self.episode),
+            None => write!(
+                f,
+                "{} steps from step {} of {}",
+                self.length, self.start, self.episode
+            ),
+        }
     }
 }
 
@@ -104,5 +118,35 @@ mod tests {
             length: 50,
         };
         assert_eq!(segment.to_string(), "steps 10..60 of episode 2");
+    }
+
+    #[test]
+    fn segment_end_past_usize_max_is_none() {
+        let segment = SegmentRef {
+            episode: EpisodeId(2),
+            start: usize::MAX - 2,
+            length: 5,
+        };
+        assert_eq!(segment.end(), None);
+        assert_eq!(
+            segment.to_string(),
+            format!("5 steps from step {} of episode 2", usize::MAX - 2)
+        );
+    }
+
+    #[test]
+    fn overlap_needs_a_shared_step_in_the_same_episode() {
+        let segment = |episode, start, length| SegmentRef {
+            episode: EpisodeId(episode),
+            start,
+            length,
+        };
+        assert!(segment(1, 0, 5).overlaps(&segment(1, 4, 5)));
+        assert!(segment(1, 4, 5).overlaps(&segment(1, 0, 5)));
+        assert!(segment(1, 0, 10).overlaps(&segment(1, 3, 2)));
+        assert!(!segment(1, 0, 5).overlaps(&segment(1, 5, 5)));
+        assert!(!segment(1, 0, 5).overlaps(&segment(2, 0, 5)));
+        assert!(!segment(1, 0, 5).overlaps(&segment(1, 2, 0)));
+        assert!(segment(1, 0, 5).overlaps(&segment(1, 3, usize::MAX)));
     }
 }

@@ -109,14 +109,28 @@ const ANSWER_COLUMNS: &str = "a.operator, a.answer, a.answered_at_unix_secs, a.r
 
 impl Store {
     /// Inserts a query after checking that both segments lie inside their episodes and
-    /// differ from each other.
+    /// share no step.
     pub fn insert_query(&mut self, query: &NewQuery) -> Result<QueryId, StoreError> {
         check_number("created_at_unix_secs", query.created_at_unix_secs, false)?;
         if let Some(expires) = query.expires_at_unix_secs {
             check_number("expires_at_unix_secs", expires, false)?;
         }
+        for segment in [query.left, query.right] {
+            if segment.length == 0 {
+                return Err(StoreError::EmptySegment(segment));
+            }
+            if segment.end().is_none() {
+                return Err(StoreError::SegmentEndOverflow(segment));
+            }
+        }
         if query.left == query.right {
             return Err(StoreError::SameSegment(query.left));
+        }
+        if query.left.overlaps(&query.right) {
+            return Err(StoreError::OverlappingSegments {
+                left: query.left,
+                right: query.right,
+            });
         }
 
         let transaction = self
@@ -304,12 +318,8 @@ impl Store {
     }
 }
 
-/// Checks that a segment has at least one step and ends inside its episode.
+/// Checks that a segment's episode exists and that the segment ends inside it.
 fn check_segment(transaction: &Transaction<'_>, segment: SegmentRef) -> Result<(), StoreError> {
-    if segment.length == 0 {
-        return Err(StoreError::EmptySegment(segment));
-    }
-
     let steps: Option<i64> = transaction
         .query_row(
             "SELECT step_count FROM episodes WHERE id = ?1",
@@ -323,7 +333,10 @@ fn check_segment(transaction: &Transaction<'_>, segment: SegmentRef) -> Result<(
         steps.ok_or(StoreError::EpisodeNotFound(segment.episode))?,
     )?;
 
-    if segment.end() > steps {
+    let end = segment
+        .end()
+        .ok_or(StoreError::SegmentEndOverflow(segment))?;
+    if end > steps {
         return Err(StoreError::SegmentOutOfRange { segment, steps });
     }
     Ok(())
