@@ -201,3 +201,21 @@ fn unwritable_pair_dump_exits_1() -> anyhow::Result<()> {
     assert!(stderr.contains(&dump_arg), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn archive_error_prints_each_cause_once() -> anyhow::Result<()> {
+    let path = temp_path("cli-not-zip.npz");
+    fs::write(&path, "not a zip archive\n")?;
+
+    let output = clarify(&["dataset", "inspect", &path.display().to_string()])?;
+    let stderr = String::from_utf8(output.stderr)?;
+
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let causes: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("caused by: "))
+        .collect();
+    assert_eq!(causes.len(), 1, "{stderr}");
+    assert!(causes[0].contains("invalid Zip archive"), "{stderr}");
+    Ok(())
+}

@@ -319,7 +319,11 @@ fn cli_invalid_file_exits_2_and_names_field() -> anyhow::Result<()> {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("has no field `rewards`"), "{stderr}");
     assert!(output.stdout.is_empty());
-    assert_eq!(row_counts(&database)?, [0, 0, 0]);
+    assert!(
+        !database.exists(),
+        "a failed import created {}",
+        database.display()
+    );
     Ok(())
 }
 
@@ -334,5 +338,82 @@ fn cli_import_help_describes_options() -> anyhow::Result<()> {
     assert!(stdout.contains("--name <NAME>"), "{stdout}");
     assert!(stdout.contains("--segment-length <STEPS>"), "{stdout}");
     assert!(stdout.contains("[default: 50]"), "{stdout}");
+    Ok(())
+}
+
+/// Runs `clarify import FILE --store DB` and returns the exit status and stderr.
+fn cli_import(file: &Path, database: &Path) -> anyhow::Result<(Option<i32>, String)> {
+    let output = clarify(&[
+        "import",
+        &file.display().to_string(),
+        "--store",
+        &database.display().to_string(),
+    ])?;
+    assert!(output.stdout.is_empty());
+    Ok((output.status.code(), String::from_utf8(output.stderr)?))
+}
+
+#[test]
+fn cli_invalid_sidecar_exits_2() -> anyhow::Result<()> {
+    let npz = write_generated("import-cli-bad-sidecar.npz")?;
+    fs::write(npz.with_extension("json"), "{\"robot\": ")?;
+    let database = fresh_database("import-cli-bad-sidecar.sqlite");
+
+    let (status, stderr) = cli_import(&npz, &database)?;
+
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.contains("is not valid JSON"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn cli_unreadable_sidecar_exits_1() -> anyhow::Result<()> {
+    let npz = write_generated("import-cli-sidecar-folder.npz")?;
+    let sidecar = npz.with_extension("json");
+    let _ = fs::remove_dir(&sidecar);
+    // A folder in the sidecar's place fails to read, an I/O failure, not bad input.
+    fs::create_dir(&sidecar)?;
+    let database = fresh_database("import-cli-sidecar-folder.sqlite");
+
+    let (status, stderr) = cli_import(&npz, &database)?;
+    fs::remove_dir(&sidecar)?;
+
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed to read the JSON sidecar"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn cli_store_not_sqlite_exits_2() -> anyhow::Result<()> {
+    let npz = write_generated("import-cli-not-sqlite.npz")?;
+    let database = fresh_database("import-cli-not-sqlite.sqlite");
+    let text = "episode,steps\n0,60\n".repeat(100);
+    fs::write(&database, &text)?;
+
+    let (status, stderr) = cli_import(&npz, &database)?;
+
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.contains("import-cli-not-sqlite.sqlite"), "{stderr}");
+    assert_eq!(fs::read_to_string(&database)?, text);
+    Ok(())
+}
+
+#[test]
+fn cli_store_with_newer_schema_exits_2() -> anyhow::Result<()> {
+    let npz = write_generated("import-cli-newer-schema.npz")?;
+    let database = fresh_database("import-cli-newer-schema.sqlite");
+    let newer = clarify::store::SCHEMA_VERSION + 1;
+    Connection::open(&database)?.pragma_update(None, "user_version", newer)?;
+
+    let (status, stderr) = cli_import(&npz, &database)?;
+
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("schema version {newer}")),
+        "{stderr}"
+    );
     Ok(())
 }

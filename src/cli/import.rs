@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use clarify::segment::DEFAULT_SEGMENT_LENGTH;
-use clarify::store::{self, ImportError, ImportOptions, ImportOutcome, ImportSummary, Store};
+use clarify::store::{self, ImportOptions, ImportOutcome, ImportSummary, LoadedDataset, Store};
 
 use super::parse_positive;
 
@@ -31,19 +31,15 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
+    // The file is validated before the store is opened, so that a failed import into a
+    // store that does not exist yet leaves no new, empty database behind.
+    let loaded = LoadedDataset::load(&args.file)?;
     let mut store = Store::open(&args.store)?;
     let options = ImportOptions {
         name: args.name.clone(),
         segment_length: args.segment_length,
     };
-
-    // A dataset error is passed on unwrapped, so that the exit status marks an invalid
-    // file as bad input.
-    let outcome =
-        store::import_npz(&mut store, &args.file, &options).map_err(|error| match error {
-            ImportError::Dataset(error) => anyhow::Error::from(error),
-            other => anyhow::Error::from(other),
-        })?;
+    let outcome = store::import_loaded(&mut store, loaded, &options)?;
 
     let mut stdout = io::stdout().lock();
     write_summary(&mut stdout, args, &outcome)?;

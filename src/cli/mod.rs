@@ -9,6 +9,7 @@ mod import;
 use std::io::{self, IsTerminal};
 
 use clap::{ArgAction, Parser, Subcommand};
+use clarify::store::{ImportError, StoreError};
 use clarify::{DatasetError, FingerprintError};
 use tracing_subscriber::EnvFilter;
 
@@ -76,19 +77,42 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
 }
 
 /// Prints `error: ...` and each cause on its own line to stderr.
+///
+/// A cause is skipped when the message before it already ends with its text, as
+/// `ndarray_npy::ReadNpzError` does with the zip or npy error that it wraps.
 pub fn print_error(error: &anyhow::Error) {
     eprintln!("error: {error}");
+    let mut previous = error.to_string();
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !repeats(&previous, &text) {
+            eprintln!("  caused by: {text}");
+        }
+        previous = text;
     }
 }
 
-/// Returns 2 when the error comes from invalid input (a dataset file or settings that
-/// cannot be used), otherwise 1.
+/// Returns whether `message` is `cause` or ends with `: {cause}`.
+fn repeats(message: &str, cause: &str) -> bool {
+    message == cause
+        || message
+            .strip_suffix(cause)
+            .is_some_and(|head| head.ends_with(": "))
+}
+
+/// Returns 2 when the error comes from invalid input (a dataset file, a sidecar, a store
+/// file or settings that cannot be used), otherwise 1.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    let bad_input = error
-        .chain()
-        .any(|cause| cause.is::<DatasetError>() || cause.is::<FingerprintError>());
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<DatasetError>()
+            || cause.is::<FingerprintError>()
+            || cause
+                .downcast_ref::<ImportError>()
+                .is_some_and(ImportError::is_invalid_input)
+            || cause
+                .downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_invalid_input)
+    });
     if bad_input { 2 } else { 1 }
 }
 
@@ -98,5 +122,18 @@ fn parse_positive(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(value) => Ok(value),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cause_repeated_at_end_of_message_detected() {
+        assert!(repeats("zip file error: bad archive", "bad archive"));
+        assert!(repeats("bad archive", "bad archive"));
+        assert!(!repeats("found 5", "5"));
+        assert!(!repeats("failed to open dataset x.npz", "No such file"));
     }
 }

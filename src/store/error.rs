@@ -115,6 +115,37 @@ pub enum StoreError {
     StoredValue { column: &'static str, value: String },
 }
 
+impl StoreError {
+    /// Returns whether the error comes from invalid input: a file that is not a SQLite
+    /// database, a schema newer than this code, or a value or id that the caller passed.
+    ///
+    /// Failed reads and writes of a valid database, and stored values that this code cannot
+    /// read, return `false`.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase)
+            }
+            StoreError::UnsupportedSchema { .. }
+            | StoreError::DuplicateDataset { .. }
+            | StoreError::DatasetNotFound(_)
+            | StoreError::EpisodeNotFound(_)
+            | StoreError::QueryNotFound(_)
+            | StoreError::AlreadyAnswered { .. }
+            | StoreError::SegmentOutOfRange { .. }
+            | StoreError::EmptySegment(_)
+            | StoreError::SegmentEndOverflow(_)
+            | StoreError::SameSegment(_)
+            | StoreError::OverlappingSegments { .. }
+            | StoreError::InvalidNumber { .. } => true,
+            StoreError::Migration { .. }
+            | StoreError::Sqlite { .. }
+            | StoreError::BlobSize { .. }
+            | StoreError::StoredValue { .. } => false,
+        }
+    }
+}
+
 /// Attaches the failed operation to a SQLite error.
 pub(super) trait SqliteContext<T> {
     fn during(self, operation: &'static str) -> Result<T, StoreError>;

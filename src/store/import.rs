@@ -3,7 +3,9 @@
 //! A file is identified by the SHA-256 of its bytes: importing the same bytes again, under
 //! any name or path, finds the stored dataset and writes nothing. Reading and validation
 //! are those of [`Dataset::load`], so a file that `clarify dataset inspect` rejects is
-//! rejected here with the same error, before anything is written.
+//! rejected here with the same error, before anything is written. [`LoadedDataset::load`]
+//! does that reading without a store, so that a caller can validate a file before it
+//! opens or creates the store.
 
 use std::fs;
 use std::io;
@@ -103,6 +105,57 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
+impl ImportError {
+    /// Returns whether the error comes from invalid input: an invalid dataset file or
+    /// sidecar, a segment length of 0, or a store error that
+    /// [`StoreError::is_invalid_input`] classifies so. Failed reads return `false`.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            ImportError::Dataset(_)
+            | ImportError::SidecarJson { .. }
+            | ImportError::SegmentLength(_) => true,
+            ImportError::Read { .. } | ImportError::SidecarRead { .. } => false,
+            ImportError::Store(error) => error.is_invalid_input(),
+        }
+    }
+}
+
+/// A dataset file that was read and validated, with its hash and JSON sidecar, ready to
+/// import. Loading one needs no store, so a caller can reject an invalid file before it
+/// opens or creates the store.
+#[derive(Debug)]
+pub struct LoadedDataset {
+    path: PathBuf,
+    content_hash: ContentHash,
+    dataset: Dataset,
+    sidecar_json: Option<String>,
+}
+
+impl LoadedDataset {
+    /// Reads and validates the file at `path` like [`Dataset::load`], hashes its bytes and
+    /// reads its JSON sidecar (same stem, `.json`), if present.
+    pub fn load(path: &Path) -> Result<Self, ImportError> {
+        let dataset = Dataset::load(path)?;
+        // NOTE: the file is read twice, once by Dataset::load and once here for the hash. A
+        // file replaced between the two reads is stored under the second file's hash.
+        let content_hash = ContentHash::of_file(path).map_err(|source| ImportError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            content_hash,
+            dataset,
+            sidecar_json: read_sidecar(path)?,
+        })
+    }
+
+    /// Returns the file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// Imports a dataset NPZ file and its JSON sidecar (same stem, `.json`), if present, into
 /// the store in one transaction.
 pub fn import_npz(
@@ -113,13 +166,26 @@ pub fn import_npz(
     if options.segment_length == 0 {
         return Err(ZeroSegmentLength.into());
     }
+    import_loaded(store, LoadedDataset::load(path)?, options)
+}
 
-    // NOTE: the file is read twice, once here for the hash and once by Dataset::load. A
-    // file replaced between the two reads is stored under the first file's hash.
-    let content_hash = ContentHash::of_file(path).map_err(|source| ImportError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+/// Imports a loaded dataset file into the store in one transaction, unless a file with
+/// the same bytes was imported before.
+pub fn import_loaded(
+    store: &mut Store,
+    loaded: LoadedDataset,
+    options: &ImportOptions,
+) -> Result<ImportOutcome, ImportError> {
+    if options.segment_length == 0 {
+        return Err(ZeroSegmentLength.into());
+    }
+
+    let LoadedDataset {
+        path,
+        content_hash,
+        dataset,
+        sidecar_json,
+    } = loaded;
     if let Some(existing) = store.dataset_by_hash(&content_hash)? {
         tracing::info!(
             path = %path.display(),
@@ -131,12 +197,11 @@ pub fn import_npz(
         return Ok(ImportOutcome::AlreadyImported(summary));
     }
 
-    let dataset = Dataset::load(path)?;
     let meta = DatasetMeta {
-        name: options.name.clone().unwrap_or_else(|| file_stem(path)),
-        source_path: path.to_owned(),
+        name: options.name.clone().unwrap_or_else(|| file_stem(&path)),
+        source_path: path.clone(),
         content_hash,
-        sidecar_json: read_sidecar(path)?,
+        sidecar_json,
         imported_at_unix_secs: unix_secs_now(),
     };
     let id = store.insert_dataset(&meta, &dataset)?;

@@ -74,7 +74,10 @@ use rusqlite::{Connection, OpenFlags};
 pub use datasets::{ContentHash, DatasetMeta, DatasetRecord, EpisodeArrays, EpisodeRecord};
 pub use error::StoreError;
 pub use ids::{DatasetId, EpisodeId, QueryId, SegmentRef};
-pub use import::{ImportError, ImportOptions, ImportOutcome, ImportSummary, import_npz};
+pub use import::{
+    ImportError, ImportOptions, ImportOutcome, ImportSummary, LoadedDataset, import_loaded,
+    import_npz,
+};
 pub use queries::{AnswerCounts, AnsweredQuery, NewAnswer, NewQuery, Query, StoredAnswer};
 pub use schema::SCHEMA_VERSION;
 
