@@ -8,8 +8,10 @@ a stored step can be re-rendered, and a saved state continued, exactly.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -24,6 +26,15 @@ from clarify_sim.errors import InputError, UnknownTaskError
 
 #: Suffix of Meta-World's registry keys for the fully observable v3 tasks.
 ENV_KEY_SUFFIX = "-v3-goal-observable"
+
+#: Random vectors drawn for one reset before giving up. Tasks reject a few per cent of
+#: uniformly drawn vectors (an estimate from reach, about 6.5 %).
+MAX_RAND_VEC_DRAWS = 1000
+
+
+class RandVecRejectedError(InputError):
+    """The task rejected a random object and goal vector during its reset."""
+
 
 #: Steps per episode in Meta-World v3 (the environment's `max_path_length`).
 DEFAULT_EPISODE_STEPS = 500
@@ -201,14 +212,26 @@ class MetaWorldTaskEnv(gym.Env):
         """
         super().reset(seed=seed)
         rand_vec = None if options is None else options.get("rand_vec")
-        if rand_vec is None:
+        if rand_vec is not None:
+            observation = self._reset_to(rand_vec)
+            return observation, {"rand_vec": self.rand_vec}
+
+        # Many tasks reject vectors that put the goal too close to the hand or the
+        # object; a rejected vector is replaced by the next draw, like Meta-World does.
+        for _ in range(MAX_RAND_VEC_DRAWS):
             rand_vec = self.np_random.uniform(
                 self._reset_space.low,
                 self._reset_space.high,
                 size=self._reset_space.low.size,
             )
-        observation = self._reset_to(rand_vec)
-        return observation, {"rand_vec": self.rand_vec}
+            try:
+                observation = self._reset_to(rand_vec)
+            except RandVecRejectedError:
+                continue
+            return observation, {"rand_vec": self.rand_vec}
+        raise RuntimeError(
+            f"task {self.task} rejected {MAX_RAND_VEC_DRAWS} random vectors in a row"
+        )
 
     def _reset_to(self, rand_vec: np.ndarray) -> np.ndarray:
         rand_vec = np.array(rand_vec, dtype=np.float64)
@@ -222,15 +245,30 @@ class MetaWorldTaskEnv(gym.Env):
         # Meta-World's reset runs the task's reset_model twice. With an unfrozen
         # vector each run draws a new one, and some tasks keep values computed from
         # the first (dial-turn's reward reference point), so an episode would depend
-        # on a vector that is never stored. Freezing the drawn vector during the reset
+        # on a vector that is never stored. Serving the same vector to both runs
         # makes the episode a function of `rand_vec` alone.
+        #
+        # Tasks that reject a vector ask for another from inside the same
+        # reset_model call, in a loop that would never end on a fixed vector. A
+        # second request from one call therefore raises RandVecRejectedError.
         sawyer_env = self.sawyer_env
+        requesting_frames: list[FrameType] = []
+
+        def fixed_rand_vec() -> np.ndarray:
+            caller = sys._getframe(1)
+            if any(frame is caller for frame in requesting_frames):
+                raise RandVecRejectedError(f"task {self.task} rejected {rand_vec}")
+            requesting_frames.append(caller)
+            sawyer_env._last_rand_vec = rand_vec
+            return rand_vec.copy()
+
         sawyer_env._last_rand_vec = rand_vec
-        sawyer_env._freeze_rand_vec = True
+        sawyer_env._get_state_rand_vec = fixed_rand_vec
         try:
             observation, _ = sawyer_env.reset()
         finally:
-            sawyer_env._freeze_rand_vec = False
+            del sawyer_env._get_state_rand_vec
+            requesting_frames.clear()
 
         self._elapsed_steps = 0
         self._last_observation = np.array(observation, dtype=np.float64)

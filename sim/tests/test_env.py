@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -147,6 +149,47 @@ def test_set_state_rejects_wrong_shape():
 
     with pytest.raises(InputError, match=r"qpos has shape \(9,\), expected \(10,\)"):
         env.set_state(broken)
+
+
+def test_every_task_resets_for_many_seeds():
+    # Tasks such as reach reject some random vectors during their reset; each
+    # rejection must lead to a new draw, never to an endless loop. The alarm turns
+    # such a loop into a failure instead of a hung test run.
+    def fail_on_timeout(signum, frame):
+        raise TimeoutError("a task reset did not finish within 120 s")
+
+    previous_handler = signal.signal(signal.SIGALRM, fail_on_timeout)
+    signal.alarm(120)
+    try:
+        for task in task_names():
+            env = make_env(task)
+            for seed in range(5):
+                observation, info = env.reset(seed=seed)
+                assert observation.shape == (OBSERVATION_DIM,), task
+                assert np.array_equal(info["rand_vec"], env.rand_vec), task
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous_handler)
+
+
+def test_replacement_rand_vec_replays_exactly():
+    # For some seeds, reach rejects the first vector drawn and keeps a later one.
+    # The reset's generator is numpy's default_rng(seed), so the first draw is known.
+    env = make_env("reach")
+    rejected = 0
+    for seed in range(40):
+        first_draw = np.random.default_rng(seed).uniform(
+            env.sawyer_env._random_reset_space.low,
+            env.sawyer_env._random_reset_space.high,
+        )
+        observation, info = env.reset(seed=seed)
+        if np.array_equal(first_draw, info["rand_vec"]):
+            continue
+        rejected += 1
+
+        replayed, _ = env.reset(options={"rand_vec": info["rand_vec"]})
+        assert np.array_equal(replayed, observation)
+    assert rejected > 0
 
 
 def test_scripted_policy_names_resolve():
