@@ -42,7 +42,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default in its help, unless the default is None or False."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
+        # `0 in (None, False)` is true in Python, so compare by identity.
+        if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
 

@@ -240,6 +240,14 @@ def load_dataset(path: str | Path) -> Dataset:
     """
     path = Path(path)
     source = str(path)
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {source}: check the path")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # np.load would try other formats and, for a text file, suggest unpickling it.
+        raise DatasetError(
+            f"{source} is not an NPZ archive (not a zip file): expected a file "
+            "written by numpy.savez_compressed"
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:

@@ -49,6 +49,14 @@ def test_bad_task_exits_2_with_one_line():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_help_shows_zero_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    seed_help = capsys.readouterr().out.split("--seed SEED", 2)[2]
+
+    assert "(default: 0)" in " ".join(seed_help.split()[:20])
+
+
 def test_missing_required_option_exits_2(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["evaluate", "policy.onnx"])

@@ -166,8 +166,14 @@ def test_load_errors_name_the_file(tmp_path):
 
     text_file = tmp_path / "notes.npz"
     text_file.write_text("not an archive")
-    with pytest.raises(DatasetError, match="is not a valid NPZ archive"):
+    with pytest.raises(DatasetError, match="is not an NPZ archive") as raised:
         load_dataset(text_file)
+    assert "pickle" not in str(raised.value)
+
+    single_array = tmp_path / "single.npy"
+    np.save(single_array, np.zeros(3))
+    with pytest.raises(DatasetError, match="is not an NPZ archive"):
+        load_dataset(single_array)
 
     arrays = make_arrays([2])
     arrays["rewards"] = np.array([{"a": 1}, None], dtype=object)
