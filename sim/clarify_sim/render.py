@@ -180,6 +180,11 @@ def check_clip_settings(path: Path, fps: float, quality: int) -> None:
         raise InputError(
             f"folder {path.parent} does not exist: create it or choose another path"
         )
+    if path.suffix.lower() != ".webp":
+        raise InputError(
+            f"invalid clip path {path}: clips are animated WebP, so the file name must "
+            "end in .webp"
+        )
     if not (math.isfinite(fps) and fps > 0):
         raise InputError(f"invalid frame rate {fps}: use a positive number of frames/s")
     if not 0 <= quality <= 100:
@@ -248,8 +253,16 @@ def render_segment(
     """
     check_clip_settings(Path(out_path), fps, quality)
     dataset = load_dataset(dataset_path)
+    sidecar_path = Path(dataset_path).with_suffix(".json")
     if task is None:
         task = task_from_sidecar(Path(dataset_path))
+    elif sidecar_path.exists():
+        recorded_task = task_from_sidecar(Path(dataset_path))
+        if task != recorded_task:
+            raise InputError(
+                f"task {task} does not match the task {recorded_task} recorded in "
+                f"{sidecar_path}: omit the task or pass {recorded_task}"
+            )
     episode_steps = dataset.episode_steps(episode)
     if length < 1:
         raise InputError(f"invalid segment length {length}: use 1 or more steps")

@@ -99,6 +99,12 @@ def test_render_rejects_bad_requests(small_dataset, tmp_path):
         InputError, match=r"unknown camera 'side': use one of topview, corner, corner2"
     ):
         render_segment(small_dataset, 0, 0, 2, out, camera="side")
+    with pytest.raises(InputError, match=r"clip\.gif: clips are animated WebP"):
+        render_segment(small_dataset, 0, 0, 2, tmp_path / "clip.gif")
+    with pytest.raises(
+        InputError, match="task drawer-open does not match the task dial-turn"
+    ):
+        render_segment(small_dataset, 0, 0, 2, out, task="drawer-open")
     assert list(tmp_path.iterdir()) == []
 
 
