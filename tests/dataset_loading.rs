@@ -384,3 +384,15 @@ fn missing_file_error_names_path() {
         "{error}"
     );
 }
+
+#[test]
+fn folder_as_dataset_is_rejected() -> anyhow::Result<()> {
+    let folder = tempfile::tempdir()?;
+
+    let error = Dataset::load(folder.path()).expect_err("a folder is not a dataset");
+
+    assert!(matches!(error, DatasetError::Open { .. }), "{error:?}");
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("is a directory"));
+    Ok(())
+}

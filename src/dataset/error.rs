@@ -22,7 +22,7 @@ pub(crate) const REQUIRED_FIELDS: [&str; 6] = [
 /// contains and what was expected.
 #[derive(Debug, Error)]
 pub enum DatasetError {
-    #[error("failed to open dataset {}", path.display())]
+    #[error("failed to open dataset {}: check the path", path.display())]
     Open {
         path: PathBuf,
         #[source]

@@ -1,7 +1,7 @@
 //! Reading dataset fields from an NPZ archive, with dtype and dimension checks.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 use ndarray::{ArrayBase, ArrayD, Dimension, Ix1, Ix2, OwnedRepr};
@@ -13,6 +13,13 @@ use super::error::{DatasetError, REQUIRED_FIELDS};
 /// Reads the required and optional fields of a dataset file. Shapes across fields and the
 /// values themselves are checked later, by `Dataset::from_arrays`.
 pub(super) fn read_arrays(path: &Path) -> Result<DatasetArrays, DatasetError> {
+    // Opening a folder succeeds on Linux and fails later with an unhelpful read error.
+    if path.is_dir() {
+        return Err(DatasetError::Open {
+            path: path.to_owned(),
+            source: io::Error::from(io::ErrorKind::IsADirectory),
+        });
+    }
     let file = File::open(path).map_err(|source| DatasetError::Open {
         path: path.to_owned(),
         source,
