@@ -238,7 +238,7 @@ pub fn write_label_file(path: &Path, records: &[LabelRecord]) -> Result<(), Labe
         fs::rename(&temporary_path, path).map_err(|error| LabelError::Replace { error })
     });
     if let Err(error) = written {
-        // The temporary file holds no data that the caller can use, so it is removed, and a
+        // The temporary file contains no data that the caller can use, so it is removed, and a
         // failure to remove it is not reported over the error that caused it.
         let _ = fs::remove_file(&temporary_path);
         return Err(file_error(error));

@@ -217,7 +217,7 @@ class MetaWorldTaskEnv(gym.Env):
             return observation, {"rand_vec": self.rand_vec}
 
         # Many tasks reject vectors that put the goal too close to the hand or the
-        # object; a rejected vector is replaced by the next draw, like Meta-World does.
+        # object. As in Meta-World, the next draw replaces a rejected vector.
         for _ in range(MAX_RAND_VEC_DRAWS):
             rand_vec = self.np_random.uniform(
                 self._reset_space.low,

@@ -46,7 +46,7 @@ ros_message! {
         pub action: Vec<f32>,
         /// Task reward, meaningful only when `has_reward` is set.
         pub reward: f32,
-        /// Whether `reward` holds a reward.
+        /// Whether `reward` contains a reward.
         pub has_reward: bool,
         /// The task ended at this step.
         pub terminated: bool,
@@ -326,7 +326,7 @@ ros_message! {
     /// Request of [`TriggerRetrain`].
     #[derive(Default)]
     pub struct TriggerRetrainRequest = "clarify_msgs" / "srv" / "TriggerRetrain_Request" {
-        /// Why the run was requested.
+        /// Reason for the request.
         pub reason: String,
     }
 }

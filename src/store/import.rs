@@ -36,7 +36,7 @@ impl Default for ImportOptions {
     }
 }
 
-/// What an import did.
+/// Outcome of an import.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ImportOutcome {
     /// The file was new and is now stored.

@@ -35,7 +35,7 @@ pub enum TransportError {
         field: &'static str,
         /// The rejected value.
         value: String,
-        /// What the setting accepts.
+        /// Accepted values of the setting.
         expected: &'static str,
     },
     /// A topic or service name is not a valid ROS 2 name.
@@ -50,7 +50,7 @@ pub enum TransportError {
     /// The middleware failed to create a node, topic, publisher, subscription or service.
     #[error("failed to create {entity}: {detail}")]
     Create {
-        /// What was being created, with its name.
+        /// Kind and name of the entity being created.
         entity: String,
         /// The middleware's error.
         detail: String,
