@@ -1,6 +1,6 @@
-//! Measures IQL gradient steps per second with the `cpu` preset's networks (twin Q, V and
-//! actor with 2 × 256 hidden units, minibatch 256) at Meta-World dial-turn widths (39
-//! observation and 4 action features), and prints the median rate as JSON.
+//! Measures IQL gradient steps per second and prints the median rate as JSON. The networks
+//! are the `cpu` preset's (twin Q, V and actor with 2 × 256 hidden units, minibatch 256), at
+//! Meta-World dial-turn widths (39 observation and 4 action features).
 //!
 //! Run with `cargo run --release --example iql_step`. The transitions are uniform random
 //! values, because the cost of a step does not depend on them.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::IqlError;
 
-/// Gradient steps of the `cpu` preset, sized for a few minutes of training on a CPU.
+/// Gradient steps of the `cpu` preset, a shorter run than the paper's for CPU training.
 pub const CPU_GRADIENT_STEPS: usize = 50_000;
 /// Gradient steps of the `paper` preset: 2·10⁵ + 10⁴, as in CLARIFY's IQL runs.
 pub const PAPER_GRADIENT_STEPS: usize = 210_000;
@@ -63,7 +63,8 @@ impl FromStr for IqlPreset {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IqlConfig {
-    /// Number of gradient steps of a full run. Default 50,000 (`cpu`); `paper` uses 210,000.
+    /// Number of gradient steps of a full run. Default 50,000 (`cpu`), and `paper` uses
+    /// 210,000.
     pub gradient_steps: usize,
     /// Transitions per gradient step, drawn uniformly with replacement. Default 256.
     pub batch_size: usize,

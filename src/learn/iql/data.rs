@@ -47,7 +47,7 @@ impl ObservationNormalization {
     pub fn apply(&self, observations: ArrayView2<'_, f32>) -> Array2<f32> {
         let mean = ArrayView1::from(&self.mean);
         let std = ArrayView1::from(&self.std);
-        (&observations - &mean) / &std
+        (&observations - &mean) / std
     }
 }
 

@@ -151,9 +151,9 @@ impl DataSummary {
 
 /// IQL networks, their optimizers and the training data on burn's `flex` CPU backend.
 ///
-/// Training is deterministic for a seed: the weights come from a xoshiro256++ generator
+/// Training is deterministic for a seed. The weights come from a xoshiro256++ generator
 /// seeded with the configuration's seed, and the minibatch of step t from a generator
-/// seeded with the seed and t, so a run resumed from a checkpoint draws the same
+/// seeded with the seed and t. So a run resumed from a checkpoint draws the same
 /// minibatches as an uninterrupted one.
 pub struct IqlTrainer {
     pub(crate) config: IqlConfig,
@@ -259,7 +259,7 @@ impl IqlTrainer {
 
     /// Runs gradient steps until `options.until_step` (default: the configuration's
     /// `gradient_steps`), reports progress every `options.progress_interval` steps and
-    /// after the last one, and writes checkpoints as `options` asks.
+    /// after the last one, and writes checkpoints as `options` sets.
     ///
     /// Fails on the first step with a non-finite loss, leaving the networks of the step
     /// before it.
@@ -295,7 +295,7 @@ impl IqlTrainer {
             let losses = self.train_step()?;
             window.add(losses);
             let step = self.completed_steps;
-            if step % options.progress_interval == 0 || step == until_step {
+            if step.is_multiple_of(options.progress_interval) || step == until_step {
                 let elapsed = started.elapsed();
                 let mean = window.take();
                 final_losses = Some(mean);
@@ -309,7 +309,7 @@ impl IqlTrainer {
                 });
             }
             if let Some(dir) = &options.checkpoint_dir
-                && (step % options.checkpoint_interval == 0 || step == until_step)
+                && (step.is_multiple_of(options.checkpoint_interval) || step == until_step)
             {
                 self.save_checkpoint(dir)?;
             }
@@ -325,8 +325,8 @@ impl IqlTrainer {
     /// Runs one gradient step on a minibatch drawn with replacement and returns its losses.
     ///
     /// V, the twin Q networks and the actor are updated from the same minibatch and from
-    /// values computed before any of them changes: the Q target uses V(s') and the actor's
-    /// weight uses min Q_target(s, a) − V(s) of the step's start. The three losses depend on
+    /// values computed before any of them changes. The Q target uses V(s'), and the actor's
+    /// weight uses min Q_target(s, a) − V(s), both from the step's start. The three losses depend on
     /// disjoint parameters, so one backward pass of their sum yields each network's gradient.
     pub fn train_step(&mut self) -> Result<IqlLosses, IqlError> {
         let config = &self.config;
