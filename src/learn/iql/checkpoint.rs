@@ -4,7 +4,9 @@
 //! `latest` with the name of the newest complete one. A subfolder is written under a
 //! temporary name and renamed into place before `latest` is replaced (also through a rename),
 //! so a reader that follows `latest` sees either the previous checkpoint or the new one,
-//! complete. Older subfolders are removed after `latest` points at the new one.
+//! complete. Older subfolders are removed after `latest` points at the new one. Only one
+//! process may write to a checkpoint folder, because saving also removes the temporary
+//! folders that other writers left there.
 //!
 //! A subfolder contains `state.json` (step count, configuration, data statistics) and burn
 //! records in the burnpack format: the online and target Q networks, V, the actor and the
