@@ -3,8 +3,8 @@
 //! median iterations per second as JSON.
 //!
 //! Run with `cargo run --release --example encoder_iteration [DATASET.npz]`. The default
-//! dataset is `data/dial-turn.npz`; when it is missing, a synthetic dataset of 50 episodes
-//! of 500 uniform random steps with the same widths takes its place, because the cost of an
+//! dataset is `data/dial-turn.npz`. When it is missing, a synthetic dataset with the same
+//! widths takes its place (50 episodes of 500 uniform random steps), because the cost of an
 //! iteration does not depend on the values. The preference buffer holds 200 pairs of
 //! 50-step segments with answers cycling through left, right, can't tell and skip.
 

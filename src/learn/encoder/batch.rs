@@ -68,11 +68,12 @@ pub(crate) fn reconstruction_batch(
             let row = window * steps + position;
             let reversed_row = window * steps + reversed_position;
 
-            let state = &mut states[row * observation_dim..(row + 1) * observation_dim];
-            normalization.normalize_into(observations.row(global), state);
-            let state = states[row * observation_dim..(row + 1) * observation_dim].to_vec();
-            reversed_states[reversed_row * observation_dim..(reversed_row + 1) * observation_dim]
-                .copy_from_slice(&state);
+            let state = observations.row(global);
+            let forward_rows = row * observation_dim..(row + 1) * observation_dim;
+            let reversed_rows =
+                reversed_row * observation_dim..(reversed_row + 1) * observation_dim;
+            normalization.normalize_into(state, &mut states[forward_rows]);
+            normalization.normalize_into(state, &mut reversed_states[reversed_rows]);
             for (target, &value) in window_actions[row * action_dim..(row + 1) * action_dim]
                 .iter_mut()
                 .zip(actions.row(global))

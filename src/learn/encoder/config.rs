@@ -207,7 +207,7 @@ impl EncoderConfig {
                 return Err(invalid(field, "0".to_owned(), "at least 1"));
             }
         }
-        if self.hidden_size % self.heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.heads) {
             return Err(invalid(
                 "heads",
                 self.heads.to_string(),

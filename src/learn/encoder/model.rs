@@ -237,10 +237,10 @@ pub(crate) struct ModelShape {
 }
 
 impl BidirectionalModel {
-    /// Creates the model with GPT-2's initialisation inside the stacks (normal weights of std
-    /// 0.02, output projections 0.02 / √(2 · layers), zero biases) and PyTorch's defaults
-    /// outside (uniform ±1/√fan_in for Linear layers, N(0, 1) for time embeddings), all
-    /// drawn from `rng`.
+    /// Creates the model with weights drawn from `rng`. Inside the stacks they follow GPT-2's
+    /// initialisation: normal weights of std 0.02, output projections 0.02 / √(2 · layers)
+    /// and zero biases. Outside they follow PyTorch's defaults: uniform ±1/√fan_in for Linear
+    /// layers and N(0, 1) for time embeddings.
     pub(crate) fn new(shape: &ModelShape, rng: &mut Xoshiro256PlusPlus, device: &Device) -> Self {
         let hidden = shape.hidden;
         let aggregator = Aggregator {
