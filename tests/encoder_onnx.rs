@@ -5,7 +5,7 @@ mod encoder_common;
 mod onnx_common;
 
 use anyhow::Result;
-use clarify::infer::{ExecutionProviderKind, InferConfig, Runtime};
+use clarify::infer::{ExecutionProviderKind, InferConfig, InferError, Runtime};
 use clarify::learn::encoder::{
     ClarifyEncoder, EmbedToken, EncoderConfig, EncoderTrainingData, OnnxEncoder,
     StateNormalization, TimeEmbedding, encoder_signature,
@@ -210,5 +210,26 @@ fn onnx_encoder_embeds_dataset_segments() -> Result<()> {
     };
     let error = embedder.embed(&[past_end]).unwrap_err().to_string();
     assert!(error.contains("segment"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn encoder_model_rejects_f32_timesteps() -> Result<()> {
+    require_onnx_runtime_library();
+    let config = small_config(EmbedToken::FullSegment, TimeEmbedding::True);
+    let encoder = trained_encoder(config, 7)?;
+    let path = temp_dir("encoder-input-type").join("encoder.onnx");
+    write_model(&encoder.to_onnx(&ModelInfo::default())?, &path)?;
+    let mut session = runtime()?.load_model(&path, &encoder_signature())?;
+
+    let states = Array3::<f32>::zeros((1, 4, OBSERVATION_DIM));
+    let timesteps = Array2::<f32>::zeros((1, 4));
+    let error = session
+        .run(&[states.view().into_dyn(), timesteps.view().into_dyn()])
+        .unwrap_err();
+    assert!(
+        matches!(&error, InferError::InputType { name, .. } if name == "timesteps"),
+        "{error}"
+    );
     Ok(())
 }
