@@ -1,8 +1,10 @@
-//! Learning from operator answers: the reward model and the IQL policy.
+//! Learning from operator answers: the reward model, the trajectory encoder and the IQL
+//! policy.
 //!
 //! This module trains on CPU with burn's `flex` backend and reads no ROS or HTTP code. Its
 //! models leave the module as ONNX files, which [`crate::infer`] runs.
 
+pub mod encoder;
 mod ensemble;
 mod error;
 pub mod iql;
