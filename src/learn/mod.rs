@@ -1,8 +1,9 @@
-//! Learning from operator answers: the reward model.
+//! Learning from operator answers: the reward model and the trajectory encoder.
 //!
 //! This module trains on CPU with burn's `flex` backend and reads no ROS or HTTP code. Its
 //! models leave the module as ONNX files, which [`crate::infer`] runs.
 
+pub mod encoder;
 mod ensemble;
 mod error;
 mod reward;
