@@ -3,12 +3,14 @@
 //! Commands write results to stdout and logs to stderr. Exit status 2 means bad input or
 //! usage (clap's own usage errors also exit with 2), 1 any other failure.
 
+mod bench;
 mod dataset;
 mod import;
 
 use std::io::{self, IsTerminal};
 
 use clap::{ArgAction, Parser, Subcommand};
+use clarify::bench::BenchError;
 use clarify::store::{ImportError, StoreError};
 use clarify::{DatasetError, FingerprintError};
 use tracing_subscriber::EnvFilter;
@@ -47,6 +49,10 @@ enum Command {
     /// in one transaction: an invalid file leaves the store unchanged. A file whose bytes
     /// match an imported one (same SHA-256) is reported and not stored again.
     Import(import::ImportArgs),
+
+    /// Benchmark query selection with a simulated teacher on an offline dataset.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -73,6 +79,7 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Import(args) => import::run(&args),
+        Command::Bench(command) => bench::run(command),
     }
 }
 
@@ -112,6 +119,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::is_invalid_input)
+            || cause
+                .downcast_ref::<BenchError>()
+                .is_some_and(BenchError::is_invalid_input)
     });
     if bad_input { 2 } else { 1 }
 }
