@@ -1,10 +1,11 @@
 """Time CLARIFY encoder training iterations in PyTorch, the reference for
 examples/encoder_iteration.rs.
 
-The encoder matches clarify's (src/learn/encoder/): a bidirectional decision transformer
-of two GPT-2 stacks (pre-LayerNorm blocks, fused QKV projection, 4× MLP with ReLU,
-dropout 0.1 on embeddings, attention weights and residual branches, a final LayerNorm)
-with causal masks and no position embeddings.
+The encoder matches clarify's (src/learn/encoder/). It is a bidirectional decision
+transformer of two GPT-2 stacks with causal masks and no position embeddings. Their
+blocks are pre-LayerNorm with a fused QKV projection and a 4× MLP with ReLU, dropout 0.1
+acts on embeddings, attention weights and residual branches, and a final LayerNorm
+closes each stack.
 
 - The aggregator Φ reads a segment's states reversed in time, one token per step
   (LayerNorm(Linear(s) + TimeEmbedding(t))), and maps every position to an embedding z.
@@ -45,9 +46,11 @@ NORM_WEIGHT = 0.1
 AMBIGUITY_WEIGHT = 0.1
 QUADRILATERAL_WEIGHT = 1.0
 QUADRILATERAL_PARTNERS = 50
-CLEAR_SHARE = 0.5
-EPISODES = 20
-BUFFER_PAIRS = 200
+EPISODES = 50
+# Usable buffer entries, answered left, right and "can't tell" in turn. The Rust
+# example's buffer has 200 pairs that cycle through left, right, can't tell and skip,
+# and training drops the skipped ones.
+BUFFER_PAIRS = 150
 PADDED_ACTION = -10.0
 # Finite, so that the rows of padded queries, whose every earlier key is padding, stay
 # defined.
@@ -194,16 +197,16 @@ class SyntheticData:
         self.actions = torch.rand(steps, ACTION_DIM) * 2 - 1
         self.mean = self.observations.mean(dim=0)
         self.std = self.observations.std(dim=0) + 1e-6
-        # Buffer entries: both segments' start rows and whether the answer was "can't
-        # tell" (ambiguous) or left.
+        # Per buffer entry: both segments' start rows and steps, and its answer.
         episodes = torch.randint(EPISODES, (BUFFER_PAIRS, 2))
         starts = torch.randint(
             MAX_EPISODE_LENGTH - SEGMENT_LENGTH + 1, (BUFFER_PAIRS, 2)
         )
         self.segment_rows = episodes * MAX_EPISODE_LENGTH + starts
         self.segment_starts = starts
-        self.ambiguous = torch.rand(BUFFER_PAIRS) >= CLEAR_SHARE
-        self.left_preferred = torch.rand(BUFFER_PAIRS) < 0.5
+        answers = torch.arange(BUFFER_PAIRS) % 3
+        self.left_preferred = answers == 0
+        self.ambiguous = answers == 2
 
     def reconstruction_batch(self):
         """Draw windows from a uniform episode and start, up to K steps long and
@@ -340,7 +343,7 @@ def main():
         )
 
     arguments = parse_arguments(
-        __doc__.splitlines()[0], warmup=3, measured=20, add_arguments=add_arguments
+        __doc__.splitlines()[0], warmup=2, measured=10, add_arguments=add_arguments
     )
     configure(arguments.threads, arguments.seed)
     iteration = EncoderIteration(arguments.preset, arguments.attention)

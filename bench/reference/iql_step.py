@@ -1,16 +1,18 @@
 """Time IQL gradient steps in PyTorch, the reference for examples/iql_step.rs.
 
-The networks and the update follow clarify's IQL (src/learn/iql/): twin Q networks
-(observation ‖ action) → 256 → 256 → 1, a value network observation → 256 → 256 → 1 and
-a Gaussian actor whose mean is tanh(observation → 256 → 256 → action), with a
-state-independent log standard deviation clamped to [−20, 2]; ReLU between layers. A
-step computes the value loss (expectile τ = 0.7 against min Q_target), the Q loss
-(target r + γ·V(s'), γ = 0.99, terminals ignored) and the actor loss (advantage weight
-exp(β·A), β = 3, clipped at 100), backpropagates their sum once, takes one Adam step (lr
-3e-4) per network, the actor's with a cosine schedule, and moves the target Q networks
-by Polyak averaging (rate 0.005). Minibatches of 256 transitions are drawn with
-replacement from a buffer of random transitions with 39 observation and 4 action
-features (Meta-World).
+The networks and the update follow clarify's IQL (src/learn/iql/). There are twin Q
+networks (observation ‖ action) → 256 → 256 → 1, a value network observation → 256 →
+256 → 1 and a Gaussian actor. The actor's mean is tanh(observation → 256 → 256 →
+action), and its log standard deviation is one parameter per action feature, clamped to
+[−20, 2]. ReLU sits between layers.
+
+A step computes three losses: the value loss (expectile τ = 0.7 against min Q_target),
+the Q loss (target r + γ·V(s'), γ = 0.99, terminals ignored) and the actor loss
+(advantage weight exp(β·A), β = 3, clipped at 100). It backpropagates their sum once and
+takes one Adam step (lr 3e-4) per network, the actor's on a cosine schedule. Then the
+target Q networks move towards the online ones by Polyak averaging (rate 0.005).
+Minibatches of 256 transitions are drawn with replacement from a buffer of random
+transitions with 39 observation and 4 action features (Meta-World).
 """
 
 import copy
@@ -95,9 +97,9 @@ class IqlStep:
     def run(self):
         """Run one gradient step on a minibatch drawn with replacement.
 
-        As in clarify, all three losses come from the networks before the step, and one
-        backward pass of their sum gives each network's gradient (their parameters are
-        disjoint), so V's update does not feed the Q target of the same step.
+        As in clarify, all three losses come from the networks before the step, so V's
+        update does not feed the Q target of the same step. One backward pass of their
+        sum gives each network's gradient, because their parameters are disjoint.
         """
         batch = torch.randint(BUFFER_SIZE, (BATCH_SIZE,))
         observations = self.observations[batch]

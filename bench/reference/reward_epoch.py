@@ -2,9 +2,9 @@
 examples/reward_epoch_time.rs.
 
 The workload matches clarify's reward model (src/learn/reward.rs) with its default
-configuration: an ensemble of 3 MLPs (observation ‖ action) → 256 → 256 → 256 → 1 with
-LeakyReLU (slope 0.01) and tanh on the output, trained with the Bradley-Terry loss
-summed over members and one Adam optimizer (lr 3e-4, eps 1e-8) over all members. An
+configuration. It is an ensemble of 3 MLPs (observation ‖ action) → 256 → 256 → 256 → 1
+with LeakyReLU (slope 0.01) and tanh on the output. Training sums the members'
+Bradley-Terry losses and takes one Adam step (lr 3e-4, eps 1e-8) over all members. An
 epoch visits 1,000 clear pairs of 50-step segments once per member, each member in its
 own random order, in minibatches of 128 pairs. Observations have 39 features and actions
 4 (Meta-World). Inputs are uniform in [-1, 1), because the cost of an epoch does not
