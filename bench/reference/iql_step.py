@@ -11,7 +11,7 @@ the Q loss (target r + γ·V(s'), γ = 0.99, terminals ignored) and the actor lo
 (advantage weight exp(β·A), β = 3, clipped at 100). It backpropagates their sum once and
 takes one Adam step (lr 3e-4) per network, the actor's on a cosine schedule. Then the
 target Q networks move towards the online ones by Polyak averaging (rate 0.005).
-Minibatches of 256 transitions are drawn with replacement from a buffer of random
+Minibatches of 256 transitions are drawn with replacement from a buffer of 25,000 random
 transitions with 39 observation and 4 action features (Meta-World).
 """
 
@@ -27,7 +27,7 @@ OBSERVATION_DIM = 39
 ACTION_DIM = 4
 HIDDEN = 256
 BATCH_SIZE = 256
-BUFFER_SIZE = 100_000
+BUFFER_SIZE = 25_000
 EXPECTILE = 0.7
 TEMPERATURE = 3.0
 DISCOUNT = 0.99
@@ -39,6 +39,11 @@ LOG_STD_MAX = 2.0
 # Gradient steps of clarify's `cpu` IQL preset, the length of the actor's cosine
 # schedule.
 TOTAL_STEPS = 50_000
+
+
+def uniform(*shape):
+    """Draw values uniformly from [−1, 1)."""
+    return torch.rand(*shape) * 2 - 1
 
 
 def mlp(input_dim, output_dim):
@@ -87,10 +92,10 @@ class IqlStep:
             self.actor.parameters(), lr=LEARNING_RATE
         )
         self.completed_steps = 0
-        self.observations = torch.randn(BUFFER_SIZE, OBSERVATION_DIM)
-        self.actions = torch.rand(BUFFER_SIZE, ACTION_DIM) * 2 - 1
-        self.rewards = torch.rand(BUFFER_SIZE)
-        self.next_observations = torch.randn(BUFFER_SIZE, OBSERVATION_DIM)
+        self.observations = uniform(BUFFER_SIZE, OBSERVATION_DIM)
+        self.actions = uniform(BUFFER_SIZE, ACTION_DIM)
+        self.rewards = uniform(BUFFER_SIZE)
+        self.next_observations = uniform(BUFFER_SIZE, OBSERVATION_DIM)
         # 0 where a terminal drops the bootstrap term; CLARIFY ignores terminals.
         self.bootstrap = torch.ones(BUFFER_SIZE)
 
@@ -160,7 +165,7 @@ def main():
         )
 
     arguments = parse_arguments(
-        __doc__.splitlines()[0], warmup=2, measured=10, add_arguments=add_arguments
+        __doc__.splitlines()[0], warmup=1, measured=7, add_arguments=add_arguments
     )
     configure(arguments.threads, arguments.seed)
     step = IqlStep()
