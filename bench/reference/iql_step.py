@@ -36,6 +36,7 @@ LEARNING_RATE = 3e-4
 MAX_ADVANTAGE_WEIGHT = 100.0
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
+HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 # Gradient steps of clarify's `cpu` IQL preset, the length of the actor's cosine
 # schedule.
 TOTAL_STEPS = 50_000
@@ -73,9 +74,13 @@ class GaussianActor(nn.Module):
         self.log_std = nn.Parameter(torch.zeros(ACTION_DIM))
 
     def log_prob(self, observations, actions):
+        """Return log π(a|s) summed over action features, written out like clarify's
+        instead of torch.distributions.Normal, whose argument checks add work."""
         mean = torch.tanh(self.mean(observations))
-        std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
-        return torch.distributions.Normal(mean, std).log_prob(actions).sum(dim=1)
+        log_std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        standardized = (actions - mean) / log_std.exp()
+        log_density = -0.5 * standardized.pow(2) - log_std - HALF_LOG_TWO_PI
+        return log_density.sum(dim=1)
 
 
 class IqlStep:
