@@ -19,6 +19,7 @@ import torch
 def parse_arguments(description, *, warmup, measured, add_arguments=None):
     """Parse the options of every reference script and those `add_arguments` adds."""
     parser = argparse.ArgumentParser(description=description)
+
     parser.add_argument(
         "--threads", type=int, default=2, help="intra-op CPU threads (default 2)"
     )
@@ -39,6 +40,7 @@ def parse_arguments(description, *, warmup, measured, add_arguments=None):
     )
     if add_arguments is not None:
         add_arguments(parser)
+
     arguments = parser.parse_args()
     if arguments.threads < 1:
         parser.error(f"--threads must be at least 1, got {arguments.threads}")

@@ -12,12 +12,12 @@ closes each stack.
 - The decoder reads interleaved (z_t, s_t, a_t) tokens, 3·K of them, masks left-padded
   steps and predicts a_t with tanh(Linear(·)) at the s_t tokens.
 
-One iteration draws a batch of 64 dataset windows and 64 labelled queries and takes two
-AdamW steps (lr 1e-4 after a linear warm-up, weight decay 1e-4, global gradient-norm
-clipping at 0.25): first the masked action reconstruction loss, then 0.1·L_norm (Φ's
-output on the windows) + 0.1·L_amb + 1.0·L_quad (50 partners per clear query) on the
-queries' segment embeddings. The data are random, because the cost does not depend on
-them.
+One iteration draws a batch of 64 dataset windows and 64 labelled queries. It then takes
+two AdamW steps (lr 1e-4 after a linear warm-up, weight decay 1e-4, global gradient-norm
+clipping at 0.25). The first minimises the masked action reconstruction loss. The second
+minimises 0.1·L_norm (Φ's output on the windows) + 0.1·L_amb + 1.0·L_quad (50 partners
+per clear query) on the queries' segment embeddings. The data are random, because the
+cost does not depend on them.
 """
 
 import math

@@ -101,7 +101,7 @@ class IqlStep:
         self.actions = uniform(BUFFER_SIZE, ACTION_DIM)
         self.rewards = uniform(BUFFER_SIZE)
         self.next_observations = uniform(BUFFER_SIZE, OBSERVATION_DIM)
-        # 0 where a terminal drops the bootstrap term; CLARIFY ignores terminals.
+        # 0 would drop the bootstrap term of a terminal, but CLARIFY ignores terminals.
         self.bootstrap = torch.ones(BUFFER_SIZE)
 
     def run(self):
