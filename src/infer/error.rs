@@ -130,12 +130,21 @@ pub enum InferError {
         expected: String,
     },
 
-    #[error("model {model}: {role} `{name}` is {found}, expected an f32 tensor")]
+    #[error("model {model}: {role} `{name}` is {found}, expected {expected}")]
     TensorType {
         model: PathBuf,
         role: TensorRole,
         name: String,
         found: String,
+        expected: &'static str,
+    },
+
+    #[error("model {model}: input `{name}` is {found}, expected {expected}")]
+    InputType {
+        model: PathBuf,
+        name: String,
+        found: &'static str,
+        expected: &'static str,
     },
 
     #[error("model {model}: {role} `{name}` has rank {found}, expected rank {expected}")]

@@ -20,5 +20,7 @@ mod runtime;
 pub use config::{ExecutionProviderKind, InferConfig};
 pub use error::{InferError, ONNX_RUNTIME_VERSION, TensorRole, TriedPath, TriedPaths};
 pub use library::{LIBRARY_PATH_VARIABLE, LibraryLocation, LibrarySearch};
-pub use model::{Model, ModelSignature, TensorDim, TensorInfo, TensorSpec};
+pub use model::{
+    InputArray, Model, ModelSignature, TensorDim, TensorElement, TensorInfo, TensorSpec,
+};
 pub use runtime::{ONNX_RUNTIME_LOG_TARGET, Runtime};

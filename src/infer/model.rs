@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ndarray::{ArrayD, ArrayViewD, Dimension};
+use ndarray::{ArrayD, ArrayViewD, CowArray, Dimension, IxDyn};
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Outlet, TensorElementType, TensorRef, ValueType};
@@ -12,24 +12,96 @@ use super::config::{ExecutionProviderKind, InferConfig};
 use super::error::{InferError, TensorRole};
 use super::providers::register_providers;
 
-/// Name and rank of a model input or output that the caller expects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TensorSpec {
-    pub name: String,
-    pub rank: usize,
+/// Element type of a model input or output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TensorElement {
+    #[default]
+    F32,
+    I64,
 }
 
-impl TensorSpec {
-    /// Creates a spec of a tensor named `name` with `rank` axes.
-    pub fn new(name: impl Into<String>, rank: usize) -> Self {
-        Self {
-            name: name.into(),
-            rank,
+impl TensorElement {
+    fn as_str(self) -> &'static str {
+        match self {
+            TensorElement::F32 => "an f32 tensor",
+            TensorElement::I64 => "an i64 tensor",
+        }
+    }
+
+    fn ort_type(self) -> TensorElementType {
+        match self {
+            TensorElement::F32 => TensorElementType::Float32,
+            TensorElement::I64 => TensorElementType::Int64,
         }
     }
 }
 
-/// The f32 inputs and outputs, in order, that the caller expects a model to have.
+/// Name, rank and element type of a model input or output that the caller expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub rank: usize,
+    pub element: TensorElement,
+}
+
+impl TensorSpec {
+    /// Creates a spec of an f32 tensor named `name` with `rank` axes.
+    pub fn new(name: impl Into<String>, rank: usize) -> Self {
+        Self {
+            name: name.into(),
+            rank,
+            element: TensorElement::F32,
+        }
+    }
+
+    /// Creates a spec of an i64 tensor named `name` with `rank` axes. Only inputs may be
+    /// i64: [`Model::run_mixed`] returns f32 outputs.
+    pub fn i64(name: impl Into<String>, rank: usize) -> Self {
+        Self {
+            name: name.into(),
+            rank,
+            element: TensorElement::I64,
+        }
+    }
+}
+
+/// One input array of [`Model::run_mixed`].
+#[derive(Clone, Debug)]
+pub enum InputArray<'a> {
+    F32(ArrayViewD<'a, f32>),
+    I64(ArrayViewD<'a, i64>),
+}
+
+impl InputArray<'_> {
+    fn element(&self) -> TensorElement {
+        match self {
+            InputArray::F32(_) => TensorElement::F32,
+            InputArray::I64(_) => TensorElement::I64,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            InputArray::F32(array) => array.shape(),
+            InputArray::I64(array) => array.shape(),
+        }
+    }
+}
+
+impl<'a> From<ArrayViewD<'a, f32>> for InputArray<'a> {
+    fn from(array: ArrayViewD<'a, f32>) -> Self {
+        InputArray::F32(array)
+    }
+}
+
+impl<'a> From<ArrayViewD<'a, i64>> for InputArray<'a> {
+    fn from(array: ArrayViewD<'a, i64>) -> Self {
+        InputArray::I64(array)
+    }
+}
+
+/// The inputs and outputs, in order, that the caller expects a model to have. Outputs must
+/// be f32.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelSignature {
     pub inputs: Vec<TensorSpec>,
@@ -84,6 +156,8 @@ pub struct Model {
     session: Session,
     provider: ExecutionProviderKind,
     inputs: Vec<TensorInfo>,
+    /// Element type of each input, in signature order.
+    input_elements: Vec<TensorElement>,
     outputs: Vec<TensorInfo>,
 }
 
@@ -137,6 +211,7 @@ impl Model {
             session,
             provider,
             inputs,
+            input_elements: signature.inputs.iter().map(|spec| spec.element).collect(),
             outputs,
         })
     }
@@ -162,10 +237,17 @@ impl Model {
         &self.outputs
     }
 
-    /// Runs the model on `inputs` (one array per signature input, in order) and returns the
-    /// outputs in signature order. Fixed axes of the inputs must match the model, and every
-    /// output value must be finite.
+    /// Runs the model on f32 `inputs` (one array per signature input, in order) and returns
+    /// the outputs in signature order. Fixed axes of the inputs must match the model, and
+    /// every output value must be finite.
     pub fn run(&mut self, inputs: &[ArrayViewD<'_, f32>]) -> Result<Vec<ArrayD<f32>>, InferError> {
+        let inputs: Vec<InputArray<'_>> = inputs.iter().cloned().map(InputArray::F32).collect();
+        self.run_mixed(&inputs)
+    }
+
+    /// Runs the model like [`Model::run`] on inputs of the element types of the signature,
+    /// f32 and i64 mixed.
+    pub fn run_mixed(&mut self, inputs: &[InputArray<'_>]) -> Result<Vec<ArrayD<f32>>, InferError> {
         if inputs.len() != self.inputs.len() {
             return Err(InferError::InputCount {
                 model: self.path.clone(),
@@ -173,21 +255,42 @@ impl Model {
                 expected: self.inputs.len(),
             });
         }
-        for (array, info) in inputs.iter().zip(&self.inputs) {
-            self.check_input_shape(array, info)?;
+        for ((array, info), &element) in inputs.iter().zip(&self.inputs).zip(&self.input_elements) {
+            if array.element() != element {
+                return Err(InferError::InputType {
+                    model: self.path.clone(),
+                    name: info.name.clone(),
+                    found: array.element().as_str(),
+                    expected: element.as_str(),
+                });
+            }
+            self.check_input_shape(array.shape(), info)?;
         }
 
-        // ONNX Runtime reads row-major memory, so other layouts are copied first. Standard-layout
-        // arrays are passed without a copy.
-        let contiguous: Vec<_> = inputs.iter().map(|a| a.as_standard_layout()).collect();
         let run_error = |path: &Path, source: ort::Error| InferError::Run {
             model: path.to_path_buf(),
             source,
         };
+        // ONNX Runtime reads row-major memory, so other layouts are copied first. Standard-layout
+        // arrays are passed without a copy.
+        let contiguous: Vec<ContiguousInput<'_>> = inputs
+            .iter()
+            .map(|array| match array {
+                InputArray::F32(array) => ContiguousInput::F32(array.as_standard_layout()),
+                InputArray::I64(array) => ContiguousInput::I64(array.as_standard_layout()),
+            })
+            .collect();
         let mut values = Vec::with_capacity(contiguous.len());
         for array in &contiguous {
-            let tensor = TensorRef::from_array_view(array).map_err(|e| run_error(&self.path, e))?;
-            values.push(SessionInputValue::from(tensor));
+            let value = match array {
+                ContiguousInput::F32(array) => SessionInputValue::from(
+                    TensorRef::from_array_view(array).map_err(|e| run_error(&self.path, e))?,
+                ),
+                ContiguousInput::I64(array) => SessionInputValue::from(
+                    TensorRef::from_array_view(array).map_err(|e| run_error(&self.path, e))?,
+                ),
+            };
+            values.push(value);
         }
         let outputs = self
             .session
@@ -206,30 +309,28 @@ impl Model {
         Ok(results)
     }
 
-    fn check_input_shape(
-        &self,
-        array: &ArrayViewD<'_, f32>,
-        info: &TensorInfo,
-    ) -> Result<(), InferError> {
-        let matches = array.ndim() == info.dims.len()
-            && array
-                .shape()
-                .iter()
-                .zip(&info.dims)
-                .all(|(&size, dim)| match dim {
-                    TensorDim::Fixed(expected) => size == *expected,
-                    TensorDim::Dynamic(_) => true,
-                });
+    fn check_input_shape(&self, shape: &[usize], info: &TensorInfo) -> Result<(), InferError> {
+        let matches = shape.len() == info.dims.len()
+            && shape.iter().zip(&info.dims).all(|(&size, dim)| match dim {
+                TensorDim::Fixed(expected) => size == *expected,
+                TensorDim::Dynamic(_) => true,
+            });
         if matches {
             return Ok(());
         }
         Err(InferError::InputShape {
             model: self.path.clone(),
             name: info.name.clone(),
-            found: array.shape().to_vec(),
+            found: shape.to_vec(),
             expected: format_dims(&info.dims),
         })
     }
+}
+
+/// An input in row-major layout, borrowed when it already was.
+enum ContiguousInput<'a> {
+    F32(CowArray<'a, f32, IxDyn>),
+    I64(CowArray<'a, i64, IxDyn>),
 }
 
 fn check_tensors(
@@ -257,18 +358,23 @@ fn check_tensors(
                 expected: spec.name.clone(),
             });
         }
+        let expected_type = match role {
+            TensorRole::Input => spec.element,
+            TensorRole::Output => TensorElement::F32,
+        };
         let dims = match outlet.dtype() {
             ValueType::Tensor {
-                ty: TensorElementType::Float32,
+                ty,
                 shape,
                 dimension_symbols,
-            } => tensor_dims(shape, dimension_symbols),
+            } if *ty == expected_type.ort_type() => tensor_dims(shape, dimension_symbols),
             other => {
                 return Err(InferError::TensorType {
                     model: model.to_path_buf(),
                     role,
                     name: spec.name.clone(),
                     found: other.to_string(),
+                    expected: expected_type.as_str(),
                 });
             }
         };

@@ -228,6 +228,36 @@ impl GraphBuilder {
         self.reduce_with_axes_input("ReduceSum", x, axes, keep_dims)
     }
 
+    /// Adds `MatMul` of two graph values (numpy-style batched matrix product).
+    pub fn matmul(&mut self, a: &Value, b: &Value) -> Result<Value, ExportError> {
+        self.add_node("MatMul", &[a, b], Vec::new())
+    }
+
+    /// Adds `Shape`, the dims of `x` as a one-dimensional int64 value.
+    pub fn shape(&mut self, x: &Value) -> Result<Value, ExportError> {
+        self.add_node("Shape", &[x], Vec::new())
+    }
+
+    /// Adds `ConstantOfShape`: an f32 tensor of the dims in `shape` (a one-dimensional int64
+    /// value) filled with `value`, which must be finite.
+    pub fn constant_of_shape(&mut self, shape: &Value, value: f32) -> Result<Value, ExportError> {
+        let fill = Constant::f32("ConstantOfShape value", &[1], vec![value])?;
+        self.add_node(
+            "ConstantOfShape",
+            &[shape],
+            vec![Attribute::tensor("value", fill)],
+        )
+    }
+
+    /// Adds `Trilu`, which keeps the upper (`upper`) or lower triangle of the last two axes
+    /// of `x` from diagonal `diagonal` on (0 the main diagonal, 1 the one above it) and
+    /// zeroes the rest.
+    pub fn trilu(&mut self, x: &Value, upper: bool, diagonal: i64) -> Result<Value, ExportError> {
+        let k = self.add_constant("k", &Constant::i64("Trilu k", &[], vec![diagonal])?)?;
+        let attributes = vec![Attribute::int("upper", i64::from(upper))];
+        self.add_node("Trilu", &[x, &k], attributes)
+    }
+
     fn reduce_with_axes_input(
         &mut self,
         op_type: &str,
