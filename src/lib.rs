@@ -11,6 +11,7 @@
 //! line. Learning and selection never import the ROS 2 edge.
 
 pub mod answer;
+pub mod bag;
 pub mod dataset;
 pub mod fingerprint;
 pub mod infer;
@@ -18,6 +19,7 @@ pub mod labels;
 pub mod learn;
 pub mod msg;
 pub mod onnx;
+pub mod recorder;
 pub mod segment;
 pub mod select;
 pub mod store;
