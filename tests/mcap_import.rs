@@ -129,7 +129,7 @@ fn encode(message: &Incoming) -> Vec<u8> {
     let bytes = match message {
         Incoming::JointState(m) => encode_cdr(m),
         Incoming::Twist(m) => encode_cdr(m),
-        Incoming::Odometry(m) => encode_cdr(m),
+        Incoming::Odometry(m) => encode_cdr(m.as_ref()),
         Incoming::Float32MultiArray(m) => encode_cdr(m),
         Incoming::Transition(m) => encode_cdr(m),
         Incoming::EpisodeEvent(m) => encode_cdr(m),

@@ -259,10 +259,11 @@ pub fn check_accounting(report: &StreamReport) -> Result<()> {
             );
         }
     }
-    let joints = counters.topic(JOINT_TOPIC).context("joint topic counted")?;
-    let actions = counters
-        .topic(ACTION_TOPIC)
-        .context("action topic counted")?;
+    for topic in [JOINT_TOPIC, ACTION_TOPIC] {
+        counters
+            .topic(topic)
+            .with_context(|| format!("{topic} not counted"))?;
+    }
     let dropped_steps: u64 = counters.steps_dropped.values().sum();
     if counters.steps_recorded != counters.steps_written + dropped_steps {
         bail!(

@@ -59,17 +59,11 @@ pub enum BagError {
         role: String,
         present: String,
     },
-    #[error(
-        "{}: topic {topic} has type {found:?} with encoding {encoding:?}, expected {expected} \
-         in CDR (encoding \"cdr\") for {role}",
-        path.display()
-    )]
+    #[error("{}: topic {topic} has type {found}, expected {expected}", path.display())]
     TopicType {
         path: PathBuf,
         topic: String,
-        role: String,
         found: String,
-        encoding: String,
         expected: String,
     },
     #[error(
@@ -162,7 +156,7 @@ fn decode_as(type_name: &str, data: &[u8]) -> Result<Incoming, String> {
     } else if type_name == Twist::type_name() {
         decode_cdr(data).map(Incoming::Twist)
     } else if type_name == Odometry::type_name() {
-        decode_cdr(data).map(Incoming::Odometry)
+        decode_cdr(data).map(|odometry| Incoming::Odometry(Box::new(odometry)))
     } else if type_name == Float32MultiArray::type_name() {
         decode_cdr(data).map(Incoming::Float32MultiArray)
     } else if type_name == Transition::type_name() {
@@ -223,10 +217,11 @@ pub fn read_messages(
                 return Err(BagError::TopicType {
                     path: path.to_owned(),
                     topic: channel.topic.clone(),
-                    role: role_name(plan, index),
-                    found,
-                    encoding: channel.message_encoding.clone(),
-                    expected: expected.clone(),
+                    found: format!("{found:?} with encoding {:?}", channel.message_encoding),
+                    expected: format!(
+                        "{expected} in CDR (encoding \"cdr\") for {}",
+                        role_name(plan, index)
+                    ),
                 });
             }
             checked[index] = true;

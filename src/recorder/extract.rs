@@ -15,8 +15,9 @@ pub enum Incoming {
     JointState(JointState),
     /// `geometry_msgs/msg/Twist`.
     Twist(Twist),
-    /// `nav_msgs/msg/Odometry`.
-    Odometry(Odometry),
+    /// `nav_msgs/msg/Odometry`, boxed because its two covariance matrices make it about
+    /// six times larger than the other messages.
+    Odometry(Box<Odometry>),
     /// `std_msgs/msg/Float32MultiArray`.
     Float32MultiArray(Float32MultiArray),
     /// `clarify_msgs/msg/Transition`.

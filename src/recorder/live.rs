@@ -337,7 +337,9 @@ where
     } else if type_name == Twist::type_name() {
         spawn::<T, Twist>(transport, config, topic, forward, Incoming::Twist)
     } else if type_name == Odometry::type_name() {
-        spawn::<T, Odometry>(transport, config, topic, forward, Incoming::Odometry)
+        spawn::<T, Odometry>(transport, config, topic, forward, |odometry| {
+            Incoming::Odometry(Box::new(odometry))
+        })
     } else if type_name == Float32MultiArray::type_name() {
         spawn::<T, Float32MultiArray>(
             transport,
