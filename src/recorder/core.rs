@@ -1,6 +1,6 @@
 //! The recorder's state machine: messages in, episodes out, driven by message times only.
 //!
-//! [`RecorderCore`] knows no clock and no transport. Each message comes with its receive
+//! [`RecorderCore`] has no clock and no transport. Each message comes with its receive
 //! time (Unix nanoseconds): the live recorder stamps it when the subscription hands it
 //! over, and an MCAP replay uses the bag's log time. Ticks of the control rate lie on a
 //! fixed grid of multiples of the period since the Unix epoch, and a tick at time τ sees
@@ -25,7 +25,7 @@ pub struct RecordedEpisode {
     /// Step arrays. The observation after an episode's last action is not in the stream,
     /// so the last step's next observation repeats its observation.
     pub arrays: EpisodeArrays,
-    /// How the episode ended.
+    /// Kind of episode end.
     pub end: EpisodeEnd,
 }
 

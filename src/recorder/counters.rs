@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tracing::warn;
 
-/// Why a message was dropped.
+/// Reason for dropping a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
@@ -63,7 +63,7 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// Why recorded steps did not reach the store.
+/// Reason that recorded steps did not reach the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepDropReason {

@@ -45,7 +45,7 @@ use super::queue::{self, MessageQueue};
 use super::{CallService, Publish, Subscribe, Transport, TransportError};
 use crate::msg::{RosMessage, RosService};
 
-/// How long the spinner holds the node per `spin_once`.
+/// How long the spinner locks the node for each `spin_once`.
 const SPIN_PERIOD: Duration = Duration::from_millis(5);
 /// How long a publish waits for room in a full queue, as the DDS backend does.
 const PUBLISH_WAIT: Duration = Duration::from_millis(100);
