@@ -53,7 +53,9 @@ def now() -> Time:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100, help="joint states and twists")
+    parser.add_argument(
+        "--count", type=int, default=100, help="joint states and twists"
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per step")
     parser.add_argument("--domain-id", type=int, default=0, help="DDS domain id")
