@@ -11,6 +11,7 @@
 //! line. Learning and selection never import the ROS 2 edge.
 
 pub mod answer;
+pub mod bag;
 pub mod bench;
 pub mod dataset;
 pub mod fingerprint;
@@ -19,6 +20,7 @@ pub mod labels;
 pub mod learn;
 pub mod msg;
 pub mod onnx;
+pub mod recorder;
 pub mod segment;
 pub mod select;
 pub mod store;

@@ -23,6 +23,7 @@ const STANDARD_DEFINITIONS: &[(&str, &str)] = &[
         "std_msgs/msg/Header",
         "builtin_interfaces/Time stamp\nstring frame_id\n",
     ),
+    ("std_msgs/msg/String", "string data\n"),
     (
         "std_msgs/msg/MultiArrayDimension",
         "string label\nuint32 size\nuint32 stride\n",

@@ -1,9 +1,12 @@
-//! `clarify import`: dataset NPZ files into a segment store.
+//! `clarify import`: dataset NPZ files and rosbag2 MCAP recordings into a segment store.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
+use clarify::bag;
+use clarify::recorder::{RecorderConfig, RecorderError};
 use clarify::segment::DEFAULT_SEGMENT_LENGTH;
 use clarify::store::{self, ImportOptions, ImportOutcome, ImportSummary, LoadedDataset, Store};
 
@@ -13,8 +16,13 @@ use super::parse_positive;
 pub struct ImportArgs {
     /// Dataset file: an NPZ archive in the D4RL field layout, as the generator writes or
     /// from elsewhere. A JSON sidecar with the same stem, if present, is stored with it.
+    /// A `.mcap` file is a rosbag2 recording, recorded with --recorder-config.
     #[arg(value_name = "FILE")]
     file: PathBuf,
+
+    /// Recorder settings (JSON) for a `.mcap` file: topics, control rate, episodes.
+    #[arg(long, value_name = "JSON")]
+    recorder_config: Option<PathBuf>,
 
     /// Segment store database (SQLite) to import into. The file is created when missing.
     #[arg(long, value_name = "DB")]
@@ -31,6 +39,13 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
+    if args
+        .file
+        .extension()
+        .is_some_and(|extension| extension == "mcap")
+    {
+        return run_mcap(args);
+    }
     // The file is validated before the store is opened, so that a failed import into a
     // store that does not exist yet leaves no new, empty database behind.
     let loaded = LoadedDataset::load(&args.file)?;
@@ -43,6 +58,42 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
 
     let mut stdout = io::stdout().lock();
     write_summary(&mut stdout, args, &outcome)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn run_mcap(args: &ImportArgs) -> anyhow::Result<()> {
+    let config_path = args.recorder_config.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is an MCAP recording: pass --recorder-config FILE with the recorder settings \
+             (topics and control rate)",
+            args.file.display()
+        )
+    })?;
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("failed to read {}", config_path.display()))?;
+    let config: RecorderConfig =
+        serde_json::from_str(&text).map_err(|error| RecorderError::Config {
+            field: config_path.display().to_string(),
+            value: error.to_string(),
+            expected: "recorder settings as JSON".into(),
+        })?;
+    let mut store = Store::open(&args.store)?;
+    let options = ImportOptions {
+        name: args.name.clone(),
+        segment_length: args.segment_length,
+    };
+    let (outcome, counters) = bag::import_mcap(&mut store, &args.file, &config, &options)?;
+
+    let mut stdout = io::stdout().lock();
+    write_summary(&mut stdout, args, &outcome)?;
+    for topic in &counters.topics {
+        writeln!(
+            stdout,
+            "topic             {} received {}, accepted {}, dropped {:?}",
+            topic.topic, topic.received, topic.accepted, topic.dropped
+        )?;
+    }
     stdout.flush()?;
     Ok(())
 }

@@ -122,6 +122,14 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<BenchError>()
                 .is_some_and(BenchError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::bag::BagError>()
+                .is_some_and(clarify::bag::BagError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::recorder::RecorderError>()
+                .is_some_and(|error| {
+                    matches!(error, clarify::recorder::RecorderError::Config { .. })
+                })
     });
     if bad_input { 2 } else { 1 }
 }

@@ -29,8 +29,8 @@ pub use clarify::{
 };
 pub use standard::{
     Covariance, Duration, Float32MultiArray, Header, JointState, Joy, MultiArrayDimension,
-    MultiArrayLayout, Odometry, Point, Pose, PoseWithCovariance, Quaternion, Time, Twist,
-    TwistWithCovariance, Vector3,
+    MultiArrayLayout, Odometry, Point, Pose, PoseWithCovariance, Quaternion, StringMessage, Time,
+    Twist, TwistWithCovariance, Vector3,
 };
 
 /// Package of the project's own interfaces.
@@ -264,6 +264,7 @@ pub fn standard_descriptions() -> Vec<MessageDescription> {
         MessageDescription::of::<Time>(),
         MessageDescription::of::<Duration>(),
         MessageDescription::of::<Header>(),
+        MessageDescription::of::<StringMessage>(),
         MessageDescription::of::<MultiArrayDimension>(),
         MessageDescription::of::<MultiArrayLayout>(),
         MessageDescription::of::<Float32MultiArray>(),

@@ -91,6 +91,15 @@ ros_message! {
 }
 
 ros_message! {
+    /// A text message (`std_msgs/msg/String`). The recorder reads episode events from it.
+    #[derive(Default, Eq, Hash)]
+    pub struct StringMessage = "std_msgs" / "msg" / "String" {
+        /// The text.
+        pub data: String,
+    }
+}
+
+ros_message! {
     /// One dimension of a multi-dimensional array.
     #[derive(Default)]
     pub struct MultiArrayDimension = "std_msgs" / "msg" / "MultiArrayDimension" {

@@ -401,7 +401,7 @@ fn read_episode(row: &Row<'_>) -> Result<EpisodeRecord, StoreError> {
 }
 
 /// Returns the word stored in `episodes.end_kind`.
-fn end_kind_word(end: EpisodeEnd) -> &'static str {
+pub(super) fn end_kind_word(end: EpisodeEnd) -> &'static str {
     match end {
         EpisodeEnd::TimedOut => "time_limit",
         EpisodeEnd::Terminated => "task_end",
@@ -421,14 +421,14 @@ fn parse_end_kind(word: &str) -> Option<EpisodeEnd> {
 
 /// Encodes a matrix as little-endian f32 values in row-major order, whatever its memory
 /// layout.
-fn encode_matrix(matrix: ArrayView2<'_, f32>) -> Vec<u8> {
+pub(super) fn encode_matrix(matrix: ArrayView2<'_, f32>) -> Vec<u8> {
     matrix
         .iter()
         .flat_map(|value| value.to_le_bytes())
         .collect()
 }
 
-fn encode_vector(vector: ArrayView1<'_, f32>) -> Vec<u8> {
+pub(super) fn encode_vector(vector: ArrayView1<'_, f32>) -> Vec<u8> {
     vector
         .iter()
         .flat_map(|value| value.to_le_bytes())

@@ -111,6 +111,24 @@ pub enum StoreError {
         columns: usize,
     },
 
+    #[error(
+        "episode for {dataset}: {field} has shape {found:?}, expected {expected:?} \
+         (steps × the dataset's dimension, at least 1 step)"
+    )]
+    EpisodeShape {
+        dataset: DatasetId,
+        field: &'static str,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+
+    #[error("episode for {dataset}: {field} holds a non-finite value at step {step}")]
+    NonFiniteStep {
+        dataset: DatasetId,
+        field: &'static str,
+        step: usize,
+    },
+
     #[error("stored {column} holds {value:?}, which this version of clarify cannot read")]
     StoredValue { column: &'static str, value: String },
 }
@@ -137,7 +155,9 @@ impl StoreError {
             | StoreError::SegmentEndOverflow(_)
             | StoreError::SameSegment(_)
             | StoreError::OverlappingSegments { .. }
-            | StoreError::InvalidNumber { .. } => true,
+            | StoreError::InvalidNumber { .. }
+            | StoreError::EpisodeShape { .. }
+            | StoreError::NonFiniteStep { .. } => true,
             StoreError::Migration { .. }
             | StoreError::Sqlite { .. }
             | StoreError::BlobSize { .. }

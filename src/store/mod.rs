@@ -64,6 +64,7 @@ mod error;
 mod ids;
 mod import;
 mod queries;
+mod recording;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@
 pub mod config;
 pub mod dds;
 mod queue;
+#[cfg(feature = "r2r")]
+pub mod r2r;
 
 use std::time::Duration;
 
