@@ -1,4 +1,5 @@
-//! Learning from operator answers: the reward model and the trajectory encoder.
+//! Learning from operator answers: the reward model, the trajectory encoder and the IQL
+//! policy.
 //!
 //! This module trains on CPU with burn's `flex` backend and reads no ROS or HTTP code. Its
 //! models leave the module as ONNX files, which [`crate::infer`] runs.
@@ -6,6 +7,7 @@
 pub mod encoder;
 mod ensemble;
 mod error;
+pub mod iql;
 mod reward;
 mod reward_config;
 mod reward_export;
