@@ -5,6 +5,7 @@
 
 mod dataset;
 mod import;
+mod policy;
 
 use std::io::{self, IsTerminal};
 
@@ -47,6 +48,11 @@ enum Command {
     /// in one transaction: an invalid file leaves the store unchanged. A file whose bytes
     /// match an imported one (same SHA-256) is reported and not stored again.
     Import(import::ImportArgs),
+
+    /// Run the policy on the robot and manage the model registry (install, activate,
+    /// roll back).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -73,6 +79,7 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Import(args) => import::run(&args),
+        Command::Policy(command) => policy::run(command),
     }
 }
 
@@ -112,6 +119,13 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::runner::RunnerError>()
+                .is_some_and(clarify::runner::RunnerError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::registry::RegistryError>()
+                .is_some_and(clarify::registry::RegistryError::is_invalid_input)
+            || cause.is::<clarify::params::ParamsError>()
     });
     if bad_input { 2 } else { 1 }
 }
