@@ -11,6 +11,7 @@
 //! line. Learning and selection never import the ROS 2 edge.
 
 pub mod answer;
+pub mod bench;
 pub mod dataset;
 pub mod fingerprint;
 pub mod infer;

@@ -3,6 +3,7 @@
 //! Commands write results to stdout and logs to stderr. Exit status 2 means bad input or
 //! usage (clap's own usage errors also exit with 2), 1 any other failure.
 
+mod bench;
 mod dataset;
 mod import;
 mod policy;
@@ -10,6 +11,7 @@ mod policy;
 use std::io::{self, IsTerminal};
 
 use clap::{ArgAction, Parser, Subcommand};
+use clarify::bench::BenchError;
 use clarify::store::{ImportError, StoreError};
 use clarify::{DatasetError, FingerprintError};
 use tracing_subscriber::EnvFilter;
@@ -53,6 +55,9 @@ enum Command {
     /// roll back).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Benchmark query selection with a simulated teacher on an offline dataset.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -80,6 +85,7 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
         Command::Dataset(command) => dataset::run(command),
         Command::Import(args) => import::run(&args),
         Command::Policy(command) => policy::run(command),
+        Command::Bench(command) => bench::run(command),
     }
 }
 
@@ -126,6 +132,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 .downcast_ref::<clarify::registry::RegistryError>()
                 .is_some_and(clarify::registry::RegistryError::is_invalid_input)
             || cause.is::<clarify::params::ParamsError>()
+            || cause
+                .downcast_ref::<BenchError>()
+                .is_some_and(BenchError::is_invalid_input)
     });
     if bad_input { 2 } else { 1 }
 }

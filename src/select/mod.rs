@@ -30,7 +30,9 @@ mod config;
 pub mod density;
 mod error;
 mod model;
+pub mod onnx;
 mod random;
+mod round;
 mod sampler;
 mod segment;
 mod selector;
@@ -43,7 +45,11 @@ pub use config::{
 pub use density::{ClarifyFallback, ReferenceDensity};
 pub use error::{ModelError, SelectError};
 pub use model::{DisagreementScorer, Embedder, embedding_distance};
+pub use onnx::{OnnxRewardScorer, OnnxScorerError};
 pub use random::round_seed;
+pub use round::{
+    NoModel, RoundModels, StoreRoundError, StoredRound, select_and_store_round, select_round,
+};
 pub use sampler::{PairDraw, SegmentPool};
 pub use segment::{AskedPairs, DatasetSegment, LabelledPair, SegmentError, SegmentPair};
 pub use selector::{QuerySelector, RoundSelection, SelectedPair, SelectorKind};
