@@ -26,6 +26,7 @@ pub mod segment;
 pub mod select;
 pub mod store;
 pub mod teacher;
+pub mod train;
 pub mod transport;
 
 pub use answer::{Answer, ParseAnswerError};

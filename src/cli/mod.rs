@@ -4,9 +4,11 @@
 //! usage (clap's own usage errors also exit with 2), 1 any other failure.
 
 mod bench;
+mod bench_policy;
 mod dataset;
 mod import;
 mod policy;
+mod train;
 
 use std::io::{self, IsTerminal};
 
@@ -58,6 +60,17 @@ enum Command {
     /// Benchmark query selection with a simulated teacher on an offline dataset.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+
+    /// Train the encoder, reward model and policy on a store's answers and install them as
+    /// a new model set.
+    ///
+    /// Replays the answered queries in rounds, trains the CLARIFY encoder and the reward
+    /// ensemble, relabels the dataset with the ensemble's mean reward, trains an IQL policy,
+    /// exports the three networks to ONNX and installs them with a manifest into the model
+    /// registry. Prints one JSON progress object per line on stdout; the last one has the
+    /// installed version and its folder. A failed or interrupted run leaves the registry as
+    /// it was.
+    Train(Box<train::TrainArgs>),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -86,6 +99,7 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&args),
         Command::Policy(command) => policy::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Train(args) => train::run(&args),
     }
 }
 
@@ -135,6 +149,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<BenchError>()
                 .is_some_and(BenchError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::train::TrainError>()
+                .is_some_and(clarify::train::TrainError::is_invalid_input)
     });
     if bad_input { 2 } else { 1 }
 }
