@@ -20,11 +20,15 @@ pub mod labels;
 pub mod learn;
 pub mod msg;
 pub mod onnx;
+pub mod params;
 pub mod recorder;
+pub mod registry;
+pub mod runner;
 pub mod segment;
 pub mod select;
 pub mod store;
 pub mod teacher;
+pub mod train;
 pub mod transport;
 
 pub use answer::{Answer, ParseAnswerError};

@@ -208,7 +208,11 @@ def _add_evaluate(commands) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("model", type=Path, help="policy .onnx file")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="policy .onnx file, or a model set folder (manifest format version 2)",
+    )
     parser.add_argument(
         "--task", required=True, help="Meta-World v3 task name, such as dial-turn"
     )

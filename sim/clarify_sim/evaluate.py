@@ -21,10 +21,16 @@ ignored:
 | `inputs`, `outputs` | lists of `{"name", "shape"}`; shape entries are integers or |
 |       | "batch" for a dimension of any size. The first input is the observation and |
 |       | the first output the action |
+
+Format version 2 (a model set of the registry) adds `networks.policy`: `file` (the
+policy's file name in the manifest's folder), `sha256` (of that file) and `inputs`,
+`outputs` (equal to the top-level ones). With version 2 the model argument may be the
+set's folder, and the policy file must match the listed SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -42,8 +48,8 @@ from clarify_sim.errors import InputError, ManifestError
 
 logger = logging.getLogger(__name__)
 
-#: Manifest format version this evaluator reads.
-MANIFEST_FORMAT_VERSION = 1
+#: Newest manifest format version this evaluator reads (it reads 1 and 2).
+MANIFEST_FORMAT_VERSION = 2
 #: Name of the manifest file looked up in the model's folder.
 MANIFEST_NAME = "manifest.json"
 #: Dimension entry of a manifest shape that accepts any size.
@@ -77,6 +83,9 @@ class PolicyManifest:
     action_high: np.ndarray
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: Policy file name and its SHA-256 (format version 2); None in version 1.
+    policy_file: str | None = None
+    policy_sha256: str | None = None
 
 
 @dataclass
@@ -149,6 +158,7 @@ def parse_manifest(document: Any, source: str) -> PolicyManifest:
     reader = _FieldReader(document, source)
 
     format_version = reader.integer("format_version", minimum=1)
+    reader.format_version = min(format_version, MANIFEST_FORMAT_VERSION)
     if format_version > MANIFEST_FORMAT_VERSION:
         logger.warning(
             "manifest %s has format_version %d, newer than %d: reading the "
@@ -192,6 +202,12 @@ def parse_manifest(document: Any, source: str) -> PolicyManifest:
             f"action_bounds.high[{index}] = {high[index]}"
         )
 
+    inputs = reader.tensor_specs("inputs")
+    outputs = reader.tensor_specs("outputs")
+    policy_file = policy_sha256 = None
+    if format_version >= 2:
+        policy_file, policy_sha256 = _policy_network(reader, inputs, outputs)
+
     return PolicyManifest(
         format_version=format_version,
         observation_dim=observation_dim,
@@ -201,9 +217,37 @@ def parse_manifest(document: Any, source: str) -> PolicyManifest:
         normalization_in_graph=in_graph,
         action_low=low,
         action_high=high,
-        inputs=reader.tensor_specs("inputs"),
-        outputs=reader.tensor_specs("outputs"),
+        inputs=inputs,
+        outputs=outputs,
+        policy_file=policy_file,
+        policy_sha256=policy_sha256,
     )
+
+
+def _policy_network(
+    reader: _FieldReader,
+    inputs: tuple[TensorSpec, ...],
+    outputs: tuple[TensorSpec, ...],
+) -> tuple[str, str]:
+    """Read `networks.policy` of a version 2 manifest: its file name and SHA-256."""
+    networks = reader.object("networks")
+    policy = reader.member_object(networks, "networks.policy")
+    file_name = reader.string(policy, "networks.policy.file")
+    if "/" in file_name or "\\" in file_name or file_name.startswith("."):
+        raise reader.fail(
+            "networks.policy.file", file_name, "a file name inside the set's folder"
+        )
+    sha256 = reader.string(policy, "networks.policy.sha256")
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise reader.fail("networks.policy.sha256", sha256, "64 lower-case hex digits")
+    for name, top_level in (("inputs", inputs), ("outputs", outputs)):
+        listed = reader.tensor_specs(f"networks.policy.{name}", policy)
+        if listed != top_level:
+            raise ManifestError(
+                f"manifest {reader.source}: networks.policy.{name} differs from "
+                f"{name}, but the two must list the same tensors"
+            )
+    return file_name, sha256
 
 
 class _FieldReader:
@@ -212,6 +256,24 @@ class _FieldReader:
     def __init__(self, document: dict[str, Any], source: str) -> None:
         self.document = document
         self.source = source
+        #: Format version named in errors about missing fields, once it is known.
+        self.format_version = 1
+
+    def fail(self, name: str, value: Any, expected: str) -> ManifestError:
+        """Return the error for field `name` holding `value`."""
+        return self._fail(name, value, expected)
+
+    def member_object(self, container: dict[str, Any], name: str) -> dict[str, Any]:
+        value = self._get(container, name)
+        if not isinstance(value, dict):
+            raise self._fail(name, value, "an object")
+        return value
+
+    def string(self, container: dict[str, Any], name: str) -> str:
+        value = self._get(container, name)
+        if not isinstance(value, str) or not value:
+            raise self._fail(name, value, "a non-empty string")
+        return value
 
     def _fail(self, name: str, value: Any, expected: str) -> ManifestError:
         found = json.dumps(value)
@@ -224,7 +286,7 @@ class _FieldReader:
         if key not in container:
             raise ManifestError(
                 f"manifest {self.source} has no field {name}: add it (format version "
-                f"{MANIFEST_FORMAT_VERSION} requires it)"
+                f"{self.format_version} requires it)"
             )
         return container[key]
 
@@ -263,8 +325,10 @@ class _FieldReader:
                 raise self._fail(f"{name}[{index}]", item, "a finite number")
         return np.array(value, dtype=np.float64)
 
-    def tensor_specs(self, name: str) -> tuple[TensorSpec, ...]:
-        value = self._get(self.document, name)
+    def tensor_specs(
+        self, name: str, container: dict[str, Any] | None = None
+    ) -> tuple[TensorSpec, ...]:
+        value = self._get(self.document if container is None else container, name)
         if not isinstance(value, list) or not value:
             raise self._fail(name, value, "a non-empty list of {name, shape} objects")
         specs = []
@@ -467,11 +531,31 @@ def load_policy(
     manifest_path: str | Path | None = None,
     intra_op_threads: int = 1,
 ) -> OnnxPolicy:
-    """Load an ONNX policy and its manifest, checked against each other and `env`."""
+    """Load an ONNX policy and its manifest, checked against each other and `env`.
+
+    `model_path` is the policy's ONNX file, or the folder of a model set whose manifest
+    (format version 2) names the policy file.
+    """
     model_path = Path(model_path)
     if manifest_path is None:
-        manifest_path = model_path.parent / MANIFEST_NAME
+        folder = model_path if model_path.is_dir() else model_path.parent
+        manifest_path = folder / MANIFEST_NAME
     manifest = load_manifest(manifest_path)
+    if model_path.is_dir():
+        if manifest.policy_file is None:
+            raise ManifestError(
+                f"manifest {manifest_path} has format_version "
+                f"{manifest.format_version}, which names no policy file: pass the "
+                "policy's .onnx file instead of the folder"
+            )
+        model_path = model_path / manifest.policy_file
+    if manifest.policy_sha256 is not None and model_path.is_file():
+        found = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        if found != manifest.policy_sha256:
+            raise ManifestError(
+                f"manifest {manifest_path}: networks.policy.sha256 is "
+                f"{manifest.policy_sha256}, but {model_path} has SHA-256 {found}"
+            )
     try:
         model = onnx.load(str(model_path))
     except FileNotFoundError:

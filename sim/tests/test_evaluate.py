@@ -395,3 +395,88 @@ def test_missing_manifest_is_named(tmp_path):
     (tmp_path / "manifest.json").write_text("{")
     with pytest.raises(ManifestError, match="is not valid JSON"):
         evaluate_policy(model, "dial-turn", episodes=1, max_episode_steps=5)
+
+
+def version_2_document(model_path, **changes):
+    """A format version 2 manifest for the policy file at `model_path`."""
+    import hashlib
+
+    document = manifest_document(format_version=2, **changes)
+    document["networks"] = {
+        "policy": {
+            "file": model_path.name,
+            "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+            "inputs": json.loads(json.dumps(document["inputs"])),
+            "outputs": json.loads(json.dumps(document["outputs"])),
+        }
+    }
+    document.update(
+        version="v1",
+        segment_length=25,
+        versions={"encoder": "e1", "reward": "r1", "policy": "p1"},
+        data={
+            "dataset_sha256": "0" * 64,
+            "answers_sha256": "1" * 64,
+            "answers_used": 3,
+        },
+    )
+    return document
+
+
+def test_version_2_set_folder_is_evaluated_like_its_file(tmp_path):
+    model = write_policy(tmp_path, *random_linear(5))
+    write_manifest(tmp_path, version_2_document(model))
+
+    from_folder = evaluate_policy(
+        tmp_path, "drawer-open", episodes=1, max_episode_steps=20
+    )
+    from_file = evaluate_policy(model, "drawer-open", episodes=1, max_episode_steps=20)
+
+    assert from_folder.return_mean == from_file.return_mean
+    manifest = load_manifest(tmp_path / "manifest.json")
+    assert manifest.policy_file == "policy.onnx"
+
+
+def test_version_2_hash_mismatch_is_rejected(tmp_path):
+    model = write_policy(tmp_path, *random_linear(6))
+    document = version_2_document(model)
+    document["networks"]["policy"]["sha256"] = "a" * 64
+    write_manifest(tmp_path, document)
+
+    with pytest.raises(ManifestError, match=r"networks.policy.sha256 is a{64}, but"):
+        load_policy(tmp_path, make_env("drawer-open", max_episode_steps=5))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["networks"]["policy"].pop("file"),
+            r"has no field networks.policy.file: add it \(format version 2",
+        ),
+        (
+            lambda d: d["networks"]["policy"].update(file="../policy.onnx"),
+            "networks.policy.file is",
+        ),
+        (
+            lambda d: d["networks"]["policy"]["outputs"][0].update(name="act"),
+            "networks.policy.outputs differs from outputs",
+        ),
+    ],
+)
+def test_version_2_policy_network_errors(tmp_path, change, message):
+    model = write_policy(tmp_path, *random_linear(7))
+    document = version_2_document(model)
+    change(document)
+    path = write_manifest(tmp_path, document)
+
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(path)
+
+
+def test_version_1_folder_needs_the_file(tmp_path):
+    write_policy(tmp_path, *random_linear(8))
+    write_manifest(tmp_path, manifest_document())
+
+    with pytest.raises(ManifestError, match="names no policy file"):
+        load_policy(tmp_path, make_env("drawer-open", max_episode_steps=5))

@@ -59,6 +59,10 @@ pub struct RoundRecord {
     pub reward_seconds: f64,
     pub encoder_seconds: f64,
     pub seconds: f64,
+    /// The round's queries with the teacher's answers, in the order asked. Empty in runs
+    /// cached before this field existed.
+    #[serde(default)]
+    pub answers: Vec<LabelledPair>,
 }
 
 impl RoundRecord {
@@ -279,6 +283,7 @@ impl<'c> RunState<'c> {
             reward_seconds,
             encoder_seconds,
             seconds: started.elapsed().as_secs_f64(),
+            answers: self.buffer[self.buffer.len() - selection.pairs.len()..].to_vec(),
         })
     }
 

@@ -30,6 +30,14 @@ pub enum BenchCommand {
     /// of every run as JSON. Finished runs are cached, so an interrupted benchmark resumes
     /// where it stopped.
     Clarity(ClarityArgs),
+
+    /// Compare the success rate of policies trained on the clarity runs' answers.
+    ///
+    /// For CLARIFY, MR and OPRL, replays each clarity run's answers into a new reward
+    /// model, relabels the dataset, trains an IQL policy and evaluates it in the simulator;
+    /// the oracle trains IQL on the true rewards. Missing clarity runs are run first.
+    /// Prints a Markdown table (mean ± std over seeds) and caches every finished policy run.
+    Policy(Box<super::bench_policy::PolicyArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +107,7 @@ fn parse_preset(text: &str) -> Result<EncoderPreset, String> {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Clarity(args) => clarity(&args),
+        BenchCommand::Policy(args) => super::bench_policy::run(&args),
     }
 }
 

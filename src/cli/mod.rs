@@ -4,8 +4,11 @@
 //! usage (clap's own usage errors also exit with 2), 1 any other failure.
 
 mod bench;
+mod bench_policy;
 mod dataset;
 mod import;
+mod policy;
+mod train;
 
 use std::io::{self, IsTerminal};
 
@@ -50,9 +53,24 @@ enum Command {
     /// match an imported one (same SHA-256) is reported and not stored again.
     Import(import::ImportArgs),
 
+    /// Run the policy on the robot and manage the model registry (install, activate,
+    /// roll back).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Benchmark query selection with a simulated teacher on an offline dataset.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+
+    /// Train the encoder, reward model and policy on a store's answers and install them as
+    /// a new model set.
+    ///
+    /// Replays the answered queries in rounds, trains the CLARIFY encoder and the reward
+    /// ensemble, relabels the dataset with the ensemble's mean reward, trains an IQL policy,
+    /// exports the three networks to ONNX and installs them with a manifest into the model
+    /// registry. Prints one JSON progress object per line on stdout; the last one has the
+    /// installed version and its folder. A failed or interrupted run leaves the registry as
+    /// it was.
+    Train(Box<train::TrainArgs>),
 }
 
 /// Installs the stderr log subscriber. `RUST_LOG` selects the levels when set; otherwise
@@ -79,7 +97,9 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Import(args) => import::run(&args),
+        Command::Policy(command) => policy::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Train(args) => train::run(&args),
     }
 }
 
@@ -120,6 +140,13 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 .downcast_ref::<StoreError>()
                 .is_some_and(StoreError::is_invalid_input)
             || cause
+                .downcast_ref::<clarify::runner::RunnerError>()
+                .is_some_and(clarify::runner::RunnerError::is_invalid_input)
+            || cause
+                .downcast_ref::<clarify::registry::RegistryError>()
+                .is_some_and(clarify::registry::RegistryError::is_invalid_input)
+            || cause.is::<clarify::params::ParamsError>()
+            || cause
                 .downcast_ref::<BenchError>()
                 .is_some_and(BenchError::is_invalid_input)
             || cause
@@ -130,6 +157,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 .is_some_and(|error| {
                     matches!(error, clarify::recorder::RecorderError::Config { .. })
                 })
+            || cause
+                .downcast_ref::<clarify::train::TrainError>()
+                .is_some_and(clarify::train::TrainError::is_invalid_input)
     });
     if bad_input { 2 } else { 1 }
 }
