@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3000);
     let rate_hz: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100.0);
-    if count == 0 || !(rate_hz > 0.0) {
+    if count == 0 || rate_hz.is_nan() || rate_hz <= 0.0 {
         bail!("usage: runner_latency [COUNT >= 1] [RATE_HZ > 0]");
     }
 
@@ -165,12 +165,12 @@ fn measure(config: &RunnerConfig, count: usize, rate_hz: f64) -> Result<(Vec<f64
     let period = Duration::from_secs_f64(1.0 / rate_hz);
     let mut sent_at = vec![None; count + 1];
     let start = Instant::now();
-    for id in 0..=count {
+    for (id, sent) in sent_at.iter_mut().enumerate() {
         let due = start + period.mul_f64(id as f64 + 0.5);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
-        sent_at[id] = Some(Instant::now());
+        *sent = Some(Instant::now());
         observations.publish(Float32MultiArray {
             data: vec![id as f32, 0.0, 0.0],
             ..Float32MultiArray::default()

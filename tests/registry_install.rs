@@ -58,7 +58,8 @@ fn manifest_round_trips_and_keeps_version_1_fields() -> Result<()> {
 fn invalid_manifest_fields_are_named() -> Result<()> {
     let policy = LinearPolicy::default();
     let good = policy.manifest("v1", &policy.onnx_bytes());
-    let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Manifest)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|m| m.format_version = 1),
             "format_version is 1, expected 2",
