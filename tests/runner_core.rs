@@ -366,7 +366,7 @@ fn messages_map_to_observations_or_rejections() {
 
     assert_eq!(
         mapping.from_joint_state(&state),
-        Ok(vec![2.0, -2.0, 1.0, -1.0])
+        Ok(vec![2.0, 1.0, -2.0, -1.0])
     );
     let missing = JointState {
         name: vec!["shoulder".into()],
@@ -406,8 +406,8 @@ fn messages_map_to_observations_or_rejections() {
         config.observation_names(),
         Some(vec![
             "elbow.position".to_owned(),
-            "elbow.velocity".to_owned(),
             "shoulder.position".to_owned(),
+            "elbow.velocity".to_owned(),
             "shoulder.velocity".to_owned()
         ])
     );

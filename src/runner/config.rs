@@ -50,8 +50,9 @@ pub struct RunnerConfig {
     pub observation_topic: String,
     /// Joint names in observation order (JointState observations).
     pub joint_names: Vec<String>,
-    /// Arrays taken per joint, in this order for each joint (JointState observations).
-    /// The observation is `[joint0.field0, joint0.field1, ..., joint1.field0, ...]`.
+    /// JointState arrays that contribute (JointState observations). The observation holds the
+    /// positions of all joints, then their velocities, then their efforts, as the recorder
+    /// lays them out, whatever the order of this list.
     pub joint_fields: Vec<JointField>,
     /// Topic of the std_msgs/Float32MultiArray actions.
     pub action_topic: String,
@@ -178,29 +179,28 @@ impl RunnerConfig {
     pub fn mapped_observation_dim(&self) -> Option<usize> {
         match self.observation_type {
             ObservationType::Float32MultiArray => None,
-            ObservationType::JointState => Some(self.joint_names.len() * self.joint_fields.len()),
+            ObservationType::JointState => self.observation_names().map(|names| names.len()),
         }
     }
 
-    /// Names of the observation entries (`joint.field`), or `None` for arrays.
+    /// Returns the names of the observation entries (`joint.field`: all positions, then
+    /// velocities, then efforts, as the recorder lays them out), or `None` for arrays.
     pub fn observation_names(&self) -> Option<Vec<String>> {
         match self.observation_type {
             ObservationType::Float32MultiArray => None,
-            ObservationType::JointState => Some(
-                self.joint_names
-                    .iter()
-                    .flat_map(|joint| {
-                        self.joint_fields.iter().map(move |field| {
-                            let field = match field {
-                                JointField::Position => "position",
-                                JointField::Velocity => "velocity",
-                                JointField::Effort => "effort",
-                            };
-                            format!("{joint}.{field}")
-                        })
-                    })
-                    .collect(),
-            ),
+            ObservationType::JointState => {
+                let mut names = Vec::new();
+                for (field, label) in [
+                    (JointField::Position, "position"),
+                    (JointField::Velocity, "velocity"),
+                    (JointField::Effort, "effort"),
+                ] {
+                    if self.joint_fields.contains(&field) {
+                        names.extend(self.joint_names.iter().map(|j| format!("{j}.{label}")));
+                    }
+                }
+                Some(names)
+            }
         }
     }
 }

@@ -1,27 +1,41 @@
 //! Turning observation messages into observation vectors, or into a reason for rejecting
-//! them.
+//! them. The values and their order come from the recorder's extraction, so the policy sees
+//! observations laid out as in the data it was trained on.
 
 use super::config::{JointField, ObservationType, RunnerConfig};
 use crate::msg::{Float32MultiArray, JointState};
+use crate::recorder::{Incoming, Source, extract};
 
 /// Maps observation messages of the configured type to vectors of a fixed size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObservationMapping {
-    kind: ObservationType,
+    source: Source,
     dim: usize,
-    joint_names: Vec<String>,
-    joint_fields: Vec<JointField>,
 }
 
 impl ObservationMapping {
     /// Creates a mapping for `config`'s observation type that produces `dim` values.
     pub fn new(config: &RunnerConfig, dim: usize) -> Self {
-        Self {
-            kind: config.observation_type,
-            dim,
-            joint_names: config.joint_names.clone(),
-            joint_fields: config.joint_fields.clone(),
-        }
+        let topic = config.observation_topic.clone();
+        let source = match config.observation_type {
+            ObservationType::Float32MultiArray => Source::Float32MultiArray { topic, size: dim },
+            ObservationType::JointState => {
+                let joints_with = |field: JointField| {
+                    if config.joint_fields.contains(&field) {
+                        config.joint_names.clone()
+                    } else {
+                        Vec::new()
+                    }
+                };
+                Source::JointState {
+                    topic,
+                    position: joints_with(JointField::Position),
+                    velocity: joints_with(JointField::Velocity),
+                    effort: joints_with(JointField::Effort),
+                }
+            }
+        };
+        Self { source, dim }
     }
 
     /// Returns the observation size.
@@ -29,67 +43,27 @@ impl ObservationMapping {
         self.dim
     }
 
-    /// Takes the values of a Float32MultiArray from `layout.data_offset` on.
+    /// Takes the values of a Float32MultiArray, which must hold exactly `dim` finite values.
     pub fn from_array(&self, message: &Float32MultiArray) -> Result<Vec<f32>, String> {
-        let offset = message.layout.data_offset as usize;
-        let Some(values) = message.data.get(offset..) else {
-            return Err(format!(
-                "layout.data_offset {offset} is beyond the {} values of data",
-                message.data.len()
-            ));
-        };
-        if values.len() != self.dim {
-            return Err(format!(
-                "Float32MultiArray has {} values after data_offset {offset}, expected {}",
-                values.len(),
-                self.dim
-            ));
-        }
-        Ok(values.to_vec())
+        self.extract(Incoming::Float32MultiArray(message.clone()))
     }
 
-    /// Takes the configured fields of the configured joints, looked up by name.
+    /// Takes the configured fields of the configured joints, looked up by name: the
+    /// positions of all joints, then their velocities, then their efforts.
     pub fn from_joint_state(&self, message: &JointState) -> Result<Vec<f32>, String> {
-        let mut values = Vec::with_capacity(self.dim);
-        for joint in &self.joint_names {
-            let index = message
-                .name
-                .iter()
-                .position(|name| name == joint)
-                .ok_or_else(|| {
-                    format!(
-                        "JointState lacks joint {joint:?} (it names {:?})",
-                        message.name
-                    )
-                })?;
-            for field in &self.joint_fields {
-                let (array, field_name) = match field {
-                    JointField::Position => (&message.position, "position"),
-                    JointField::Velocity => (&message.velocity, "velocity"),
-                    JointField::Effort => (&message.effort, "effort"),
-                };
-                if array.len() != message.name.len() {
-                    return Err(format!(
-                        "JointState.{field_name} has {} values for {} names",
-                        array.len(),
-                        message.name.len()
-                    ));
-                }
-                values.push(array[index] as f32);
-            }
-        }
-        if values.len() != self.dim {
+        self.extract(Incoming::JointState(message.clone()))
+    }
+
+    fn extract(&self, message: Incoming) -> Result<Vec<f32>, String> {
+        if self.source.size() != self.dim {
             return Err(format!(
-                "JointState mapping gives {} values, expected {}",
-                values.len(),
+                "the observation settings give {} values, but the policy expects {}",
+                self.source.size(),
                 self.dim
             ));
         }
+        let mut values = vec![0.0; self.dim];
+        extract(&self.source, &message, &mut values).map_err(|rejected| rejected.to_string())?;
         Ok(values)
-    }
-
-    /// Returns the configured observation message type.
-    pub fn kind(&self) -> ObservationType {
-        self.kind
     }
 }
