@@ -301,7 +301,6 @@ fn policy_run(
         progress_interval,
         &mut reporter,
     )?;
-    drop(reporter);
 
     fs::create_dir_all(folder).map_err(|source| TrainError::Io {
         operation: "create",
