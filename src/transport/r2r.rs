@@ -12,11 +12,11 @@
 //!
 //! # Building
 //!
-//! The dependency is declared with r2r's `doc-only` feature, which type-checks without a
-//! ROS 2 installation: CI runs `cargo check --features r2r`. That build cannot link or
-//! run. A real build needs a sourced ROS 2 and `doc-only` removed from the `r2r`
-//! dependency in Cargo.toml. NOTE: because of that, this backend has been type-checked
-//! only; it has not run against a ROS 2 graph.
+//! A real build needs a sourced ROS 2: `cargo build --features r2r`. The feature
+//! `r2r-doc-only` adds r2r's `doc-only` feature, which type-checks this module without a
+//! ROS 2 installation (CI runs `cargo check --features r2r-doc-only`); that build cannot
+//! link. NOTE: because of that, this backend has been type-checked only; it has not run
+//! against a ROS 2 graph.
 //!
 //! # Limits
 //!
