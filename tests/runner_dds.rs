@@ -207,7 +207,8 @@ fn exercise_runner(config: &RunnerConfig) -> Result<()> {
     );
 
     let response = robot.set_enabled(true)?;
-    assert!(response.success && response.enabled, "{response:?}");
+    assert!(response.success, "{response:?}");
+    assert!(response.enabled, "{response:?}");
     robot.wait_for_action(Some(&observation), |a| close(a, &[0.5, 0.5]))?;
 
     // NaN input: the safe action (zeros by default).

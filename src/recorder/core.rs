@@ -36,9 +36,9 @@ impl RecordedEpisode {
     }
 }
 
-/// Where finished episodes go.
+/// Destination of finished episodes.
 pub trait EpisodeSink {
-    /// Takes an episode, or says why it could not.
+    /// Takes an episode, or returns the reason it was dropped.
     fn submit(&mut self, episode: RecordedEpisode) -> Result<(), StepDropReason>;
 }
 

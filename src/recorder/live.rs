@@ -76,7 +76,7 @@ pub struct LiveRecorder {
     dataset: DatasetId,
 }
 
-/// What a stopped recorder leaves.
+/// Result of stopping a recorder.
 #[derive(Debug)]
 pub struct RecordingSummary {
     /// The store, after every recorded episode was written.
@@ -235,7 +235,7 @@ fn recording_meta(
     })
 }
 
-/// What a subscription thread needs besides its subscription.
+/// State of a subscription thread besides its subscription.
 struct Forwarder {
     index: usize,
     inbox: Sender<Arrival>,

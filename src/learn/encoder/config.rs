@@ -19,8 +19,8 @@ pub enum EncoderPreset {
     Paper,
 }
 
-/// How the ambiguity loss L_amb combines clear and ambiguous pairs. σ is the logistic
-/// function and s the embedding similarity of a pair's two segments.
+/// Combination rule of the ambiguity loss L_amb over clear and ambiguous pairs. σ is the
+/// logistic function and s the embedding similarity of a pair's two segments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AmbiguityLossMode {
@@ -34,7 +34,8 @@ pub enum AmbiguityLossMode {
     Official,
 }
 
-/// Which output of the aggregator Φ over the time-reversed segment is the segment embedding.
+/// Output position of the aggregator Φ, over the time-reversed segment, used as the segment
+/// embedding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmbedToken {

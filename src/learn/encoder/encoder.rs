@@ -35,7 +35,7 @@ const EMBED_CHUNK: usize = 256;
 /// weights and batches.
 const DROPOUT_SEED_OFFSET: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// What one training call learns from: the dataset and the preference buffer.
+/// Training input of one call: the dataset and the preference buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct EncoderTrainingData<'a> {
     /// The offline dataset whose windows train the reconstruction loss and whose segments
