@@ -110,6 +110,24 @@ fn clarity_bench_runs_and_resumes_from_cache() -> Result<()> {
             );
             assert_eq!(round.clear + round.cant_tell, round.queries);
             assert!(round.eval_accuracy.is_finite());
+            // Diagnostics exactly where rejection sampling ran.
+            assert_eq!(
+                round.diagnostics.is_some(),
+                round.accepted.is_some(),
+                "{} round {}",
+                run.method,
+                round.round
+            );
+            if let Some(diagnostics) = &round.diagnostics {
+                assert!((0.0..=1.0).contains(&diagnostics.candidate_clear));
+                assert!((0.0..=1.0).contains(&diagnostics.mean_acceptance));
+                for auc in [diagnostics.reference_auc, diagnostics.candidate_auc]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!((0.0..=1.0).contains(&auc), "{auc}");
+                }
+            }
         }
         let expected_selector = run.method.selector();
         assert_eq!(

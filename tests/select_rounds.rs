@@ -430,6 +430,59 @@ fn top_ups_are_best_rejected_candidates() -> Result<(), SelectError> {
     Ok(())
 }
 
+#[test]
+fn trace_records_every_candidate_and_reference_query() -> Result<(), SelectError> {
+    let episodes = two_segment_episodes();
+    let selector = QuerySelector::new(config(4, 20, 2), &episodes)?;
+    let buffer = distance_zero_buffer();
+    let selection = selector.select_clarify(
+        2,
+        &AskedPairs::new(),
+        &buffer,
+        &mut EpisodeEmbedder::default(),
+        &mut RecordingScorer::default(),
+    )?;
+
+    let trace = selection
+        .trace
+        .as_ref()
+        .expect("a CLARIFY round has a trace");
+    assert_eq!(trace.candidates.len(), selection.candidate_count);
+    assert_eq!(
+        trace.reference.len(),
+        selector.config().pool_size().unwrap()
+    );
+    let accepted: HashSet<_> = trace
+        .candidates
+        .iter()
+        .filter(|candidate| candidate.accepted)
+        .map(|candidate| candidate.pair)
+        .collect();
+    assert_eq!(Some(accepted.len()), selection.accepted_count);
+    for candidate in &trace.candidates {
+        assert!((0.0..=1.0).contains(&candidate.acceptance), "{candidate:?}");
+        if candidate.accepted {
+            assert!(candidate.acceptance > 0.0, "{candidate:?}");
+        }
+    }
+    for selected in &selection.pairs {
+        assert_eq!(accepted.contains(&selected.pair), !selected.top_up);
+        let examined = trace
+            .candidates
+            .iter()
+            .find(|candidate| candidate.pair == selected.pair)
+            .expect("every selected pair is a candidate");
+        assert_eq!(Some(examined.distance), selected.distance);
+        assert_eq!(Some(examined.disagreement), selected.disagreement);
+    }
+    let clear_in_buffer = buffer.iter().any(|entry| entry.answer.is_clear());
+    assert_eq!(
+        trace.reference.iter().any(|point| point.clear),
+        clear_in_buffer
+    );
+    Ok(())
+}
+
 /// Embeds a segment as `[episode + 0.01 · start]`.
 struct StartEmbedder;
 
@@ -512,6 +565,7 @@ fn no_ambiguous_answers_falls_back() -> Result<(), SelectError> {
     assert_eq!(clarify.selector, SelectorKind::Clarify);
     assert_eq!(clarify.accepted_count, None);
     assert_eq!(clarify.pairs, oprl.pairs);
+    assert_eq!(clarify.trace, None);
     assert_eq!(embedder.calls, 0);
     assert!(log.contains("falls back"), "{log}");
     Ok(())

@@ -16,6 +16,7 @@
 
 mod cache;
 mod context;
+mod diagnostics;
 mod error;
 mod report;
 mod run;
@@ -23,6 +24,7 @@ mod settings;
 
 pub use cache::{RunCache, run_key};
 pub use context::{BenchContext, DatasetSummary, EvalPairs};
+pub use diagnostics::{RoundDiagnostics, roc_auc};
 pub use error::{BenchError, RoundError};
 pub use report::{ClarityReport, MethodSummary, Spread};
 pub use run::{RoundRecord, RunMetrics, RunResult, run_method};

@@ -9,6 +9,7 @@ use ndarray::{Array4, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::context::BenchContext;
+use super::diagnostics::RoundDiagnostics;
 use super::error::{BenchError, RoundError};
 use super::settings::Method;
 use crate::answer::Answer;
@@ -63,6 +64,9 @@ pub struct RoundRecord {
     /// cached before this field existed.
     #[serde(default)]
     pub answers: Vec<LabelledPair>,
+    /// Embedding-distance diagnostics of CLARIFY rounds with a rejection step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<RoundDiagnostics>,
 }
 
 impl RoundRecord {
@@ -230,6 +234,7 @@ impl<'c> RunState<'c> {
 
         let selection = self.select(&selector, round)?;
         let select_seconds = started.elapsed().as_secs_f64();
+        let diagnostics = RoundDiagnostics::of(self.context, &selection);
         let (clear, cant_tell) = self.label(&selection);
 
         let reward_started = Instant::now();
@@ -284,6 +289,7 @@ impl<'c> RunState<'c> {
             encoder_seconds,
             seconds: started.elapsed().as_secs_f64(),
             answers: self.buffer[self.buffer.len() - selection.pairs.len()..].to_vec(),
+            diagnostics,
         })
     }
 

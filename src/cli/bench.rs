@@ -12,12 +12,12 @@ use clarify::bench::{
     RunCache,
 };
 use clarify::learn::RewardModelConfig;
-use clarify::learn::encoder::{EncoderConfig, EncoderPreset};
 use clarify::segment::DEFAULT_SEGMENT_LENGTH;
 use clarify::select::{DEFAULT_POOL_FACTOR, DEFAULT_QUERIES_PER_ROUND};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
+use super::encoder_args::EncoderArgs;
 use super::parse_positive;
 
 #[derive(Debug, Subcommand)]
@@ -75,9 +75,8 @@ pub struct ClarityArgs {
     #[arg(long, value_name = "METHODS", value_delimiter = ',', default_value = "clarify,mr,oprl", value_parser = parse_method)]
     methods: Vec<Method>,
 
-    /// Encoder settings preset: cpu (small network, short schedule) or paper.
-    #[arg(long, value_name = "PRESET", default_value = "cpu", value_parser = parse_preset)]
-    encoder_preset: EncoderPreset,
+    #[command(flatten)]
+    encoder: EncoderArgs,
 
     /// Folder of cached runs and of the models of the run in progress.
     #[arg(long, value_name = "DIR", default_value = "target/bench-cache/clarity")]
@@ -96,14 +95,6 @@ fn parse_method(text: &str) -> Result<Method, String> {
     text.parse()
 }
 
-fn parse_preset(text: &str) -> Result<EncoderPreset, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "cpu" => Ok(EncoderPreset::Cpu),
-        "paper" => Ok(EncoderPreset::Paper),
-        _ => Err(format!("invalid preset {text:?}: expected cpu or paper")),
-    }
-}
-
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Clarity(args) => clarity(&args),
@@ -120,8 +111,8 @@ fn clarity(args: &ClarityArgs) -> anyhow::Result<()> {
         segment_length: args.segment_length,
         seeds: args.seeds.clone(),
         methods: args.methods.clone(),
-        encoder_preset: args.encoder_preset,
-        encoder: EncoderConfig::preset(args.encoder_preset),
+        encoder_preset: args.encoder.encoder_preset,
+        encoder: args.encoder.config(),
         reward: RewardModelConfig::default(),
         ..ClaritySettings::default()
     };

@@ -11,7 +11,6 @@ use clarify::bench::{
     BenchContext, ClaritySettings, DEFAULT_BUDGET, DEFAULT_EPSILON, Method, RunCache,
 };
 use clarify::learn::RewardModelConfig;
-use clarify::learn::encoder::{EncoderConfig, EncoderPreset};
 use clarify::learn::iql::{IqlConfig, IqlPreset};
 use clarify::segment::DEFAULT_SEGMENT_LENGTH;
 use clarify::select::{DEFAULT_POOL_FACTOR, DEFAULT_QUERIES_PER_ROUND};
@@ -20,6 +19,7 @@ use clarify::train::policy_bench::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::encoder_args::EncoderArgs;
 use super::parse_positive;
 
 #[derive(Debug, Args)]
@@ -72,19 +72,9 @@ pub struct PolicyArgs {
     #[arg(long)]
     no_oracle: bool,
 
-    /// Encoder preset of the clarity runs: cpu or paper.
-    #[arg(long, value_name = "PRESET", default_value = "cpu", value_parser = parse_encoder_preset)]
-    encoder_preset: EncoderPreset,
-
-    /// Encoder iterations after the first round of CLARIFY's clarity runs (replaces the
-    /// preset's; changes which cached runs match).
-    #[arg(long, value_name = "N")]
-    encoder_iterations: Option<usize>,
-
-    /// Encoder iterations after each later round of CLARIFY's clarity runs (replaces the
-    /// preset's).
-    #[arg(long, value_name = "N")]
-    encoder_later_iterations: Option<usize>,
+    /// Encoder settings of CLARIFY's clarity runs.
+    #[command(flatten)]
+    encoder: EncoderArgs,
 
     /// IQL preset: cpu (50,000 gradient steps) or paper (210,000).
     #[arg(long, value_name = "PRESET", default_value = "cpu", value_parser = parse_iql_preset)]
@@ -128,14 +118,6 @@ pub struct PolicyArgs {
     threads: usize,
 }
 
-fn parse_encoder_preset(text: &str) -> Result<EncoderPreset, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "cpu" => Ok(EncoderPreset::Cpu),
-        "paper" => Ok(EncoderPreset::Paper),
-        _ => Err(format!("invalid preset {text:?}: expected cpu or paper")),
-    }
-}
-
 fn parse_iql_preset(text: &str) -> Result<IqlPreset, String> {
     match text.to_ascii_lowercase().as_str() {
         "cpu" => Ok(IqlPreset::Cpu),
@@ -145,13 +127,7 @@ fn parse_iql_preset(text: &str) -> Result<IqlPreset, String> {
 }
 
 pub fn run(args: &PolicyArgs) -> anyhow::Result<()> {
-    let mut encoder = EncoderConfig::preset(args.encoder_preset);
-    if let Some(iterations) = args.encoder_iterations {
-        encoder.first_round_iterations = iterations;
-    }
-    if let Some(iterations) = args.encoder_later_iterations {
-        encoder.later_round_iterations = iterations;
-    }
+    let encoder = args.encoder.config();
     let clarity = ClaritySettings {
         epsilon: args.epsilon,
         budget: args.budget,
@@ -160,7 +136,7 @@ pub fn run(args: &PolicyArgs) -> anyhow::Result<()> {
         segment_length: args.segment_length,
         seeds: args.seeds.clone(),
         methods: args.methods.clone(),
-        encoder_preset: args.encoder_preset,
+        encoder_preset: args.encoder.encoder_preset,
         encoder,
         reward: RewardModelConfig::default(),
         ..ClaritySettings::default()

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_policy;
 mod dataset;
+mod encoder_args;
 mod import;
 mod policy;
 mod train;

@@ -9,20 +9,24 @@ use super::model::{DisagreementScorer, Embedder, disagreement_scores, pair_dista
 use super::random::{uniform_index, uniform_unit};
 use super::segment::{AskedPairs, LabelledPair, SegmentPair};
 use super::selector::sort_by_falling_score;
-use super::selector::{QuerySelector, RoundSelection, SelectedPair, SelectorKind};
+use super::selector::{
+    ClarifyTrace, ExaminedCandidate, QuerySelector, ReferencePoint, RoundSelection, SelectedPair,
+    SelectorKind,
+};
 use crate::answer::Answer;
 
 /// Draws M · L reference queries with replacement from the answered ones (skips left
 /// out), embeds them, removes distance outliers and fits the target density.
 ///
-/// The outer error is a failed model call. The inner error is the reason to fall back,
-/// returned before any embedding when the buffer already lacks a class.
+/// Returns the density with the reference points it was fitted to. The outer error is a
+/// failed model call. The inner error is the reason to fall back, returned before any
+/// embedding when the buffer already lacks a class.
 pub(super) fn reference_density(
     selector: &QuerySelector,
     rng: &mut Xoshiro256PlusPlus,
     buffer: &[LabelledPair],
     embedder: &mut impl Embedder,
-) -> Result<Result<ReferenceDensity, ClarifyFallback>, SelectError> {
+) -> Result<Result<(ReferenceDensity, Vec<ReferencePoint>), ClarifyFallback>, SelectError> {
     let answered: Vec<&LabelledPair> = buffer
         .iter()
         .filter(|entry| entry.answer != Answer::Skip)
@@ -50,17 +54,27 @@ pub(super) fn reference_density(
     let keep = within_std_devs(&distances, config.outlier_std_devs);
     let mut clear = Vec::new();
     let mut ambiguous = Vec::new();
-    for ((entry, distance), kept) in reference.iter().zip(&distances).zip(keep) {
+    let mut points = Vec::with_capacity(reference.len());
+    for ((entry, &distance), kept) in reference.iter().zip(&distances).zip(keep) {
+        let is_clear = entry.answer.is_clear();
+        points.push(ReferencePoint {
+            distance,
+            clear: is_clear,
+            kept,
+        });
         if !kept {
             continue;
         }
-        if entry.answer.is_clear() {
-            clear.push(*distance);
+        if is_clear {
+            clear.push(distance);
         } else {
-            ambiguous.push(*distance);
+            ambiguous.push(distance);
         }
     }
-    Ok(ReferenceDensity::fit(&clear, &ambiguous, config.bin_count))
+    Ok(
+        ReferenceDensity::fit(&clear, &ambiguous, config.bin_count)
+            .map(|density| (density, points)),
+    )
 }
 
 /// Draws M · L candidates, accepts each with probability a(d) and returns the M accepted
@@ -76,6 +90,7 @@ pub(super) fn select(
     rng: &mut Xoshiro256PlusPlus,
     asked: &AskedPairs,
     density: &ReferenceDensity,
+    reference: Vec<ReferencePoint>,
     embedder: &mut impl Embedder,
     scorer: &mut impl DisagreementScorer,
 ) -> Result<RoundSelection, SelectError> {
@@ -96,19 +111,30 @@ pub(super) fn select(
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     let mut outliers = Vec::new();
+    let mut examined = Vec::with_capacity(distances.len());
     for (index, &distance) in distances.iter().enumerate() {
+        let mut candidate = ExaminedCandidate {
+            pair: draw.pairs[index],
+            distance,
+            disagreement: scores[index],
+            acceptance: 0.0,
+            accepted: false,
+        };
         if !keep[index] {
             outliers.push(index);
+            examined.push(candidate);
             continue;
         }
-        let probability = candidate_density
+        candidate.acceptance = candidate_density
             .as_deref()
             .map_or(0.0, |density_g| density.acceptance(distance, density_g));
-        if uniform_unit(rng) < probability {
+        candidate.accepted = uniform_unit(rng) < candidate.acceptance;
+        if candidate.accepted {
             accepted.push(index);
         } else {
             rejected.push(index);
         }
+        examined.push(candidate);
     }
     let accepted_count = accepted.len();
 
@@ -141,5 +167,9 @@ pub(super) fn select(
         top_up_count: top_ups.len(),
         fallback: None,
         pool_exhausted: draw.is_short(),
+        trace: Some(ClarifyTrace {
+            reference,
+            candidates: examined,
+        }),
     })
 }

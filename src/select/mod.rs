@@ -52,4 +52,7 @@ pub use round::{
 };
 pub use sampler::{PairDraw, SegmentPool};
 pub use segment::{AskedPairs, DatasetSegment, LabelledPair, SegmentError, SegmentPair};
-pub use selector::{QuerySelector, RoundSelection, SelectedPair, SelectorKind};
+pub use selector::{
+    ClarifyTrace, ExaminedCandidate, QuerySelector, ReferencePoint, RoundSelection, SelectedPair,
+    SelectorKind,
+};

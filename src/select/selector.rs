@@ -95,6 +95,45 @@ pub struct RoundSelection {
     /// Whether the candidate draw returned fewer pairs than requested (see the warning
     /// logged with it), so that the round may have fewer than M queries.
     pub pool_exhausted: bool,
+    /// What CLARIFY's rejection step saw, for diagnostics; `None` for other rounds and for
+    /// CLARIFY rounds that fell back to disagreement ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<ClarifyTrace>,
+}
+
+/// The distances behind one CLARIFY round: the reference queries drawn from the answered
+/// buffer and every candidate with its fate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClarifyTrace {
+    /// Reference queries in draw order (with repeats).
+    pub reference: Vec<ReferencePoint>,
+    /// Candidates in draw order.
+    pub candidates: Vec<ExaminedCandidate>,
+}
+
+/// One reference query of a CLARIFY round.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferencePoint {
+    /// Embedding distance of the query's two segments.
+    pub distance: f64,
+    /// Whether the query was answered left or right (otherwise can't tell).
+    pub clear: bool,
+    /// Whether the distance was within the outlier limit and so entered the histograms.
+    pub kept: bool,
+}
+
+/// One candidate of a CLARIFY round.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExaminedCandidate {
+    pub pair: SegmentPair,
+    /// Embedding distance of the two segments.
+    pub distance: f64,
+    /// Ensemble disagreement.
+    pub disagreement: f64,
+    /// Acceptance probability a(d); 0 for distance outliers.
+    pub acceptance: f64,
+    /// Whether rejection sampling accepted the candidate.
+    pub accepted: bool,
 }
 
 /// Picks the query pairs of each round from a dataset's segments.
@@ -150,6 +189,7 @@ impl QuerySelector {
             top_up_count: 0,
             fallback: None,
             pool_exhausted: draw.is_short(),
+            trace: None,
         };
         log_round(&selection);
         selection
@@ -196,7 +236,9 @@ impl QuerySelector {
 
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let selection = match clarify::reference_density(self, &mut rng, buffer, embedder)? {
-            Ok(density) => clarify::select(self, &mut rng, asked, &density, embedder, scorer)?,
+            Ok((density, reference)) => {
+                clarify::select(self, &mut rng, asked, &density, reference, embedder, scorer)?
+            }
             Err(reason) => {
                 warn!(
                     reason = reason.describe(),
@@ -262,6 +304,7 @@ impl QuerySelector {
             top_up_count: 0,
             fallback: None,
             pool_exhausted: draw.is_short(),
+            trace: None,
         })
     }
 }

@@ -51,12 +51,13 @@ pub enum EmbedToken {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeEmbedding {
-    /// The segment's own steps within its episode.
-    #[default]
+    /// The segment's own steps within its episode. With it the full-segment embedding
+    /// memorises the small preference buffer by position (docs/DESIGN.md).
     True,
     /// start, start + 1, ... from a start drawn uniformly in 0..=max_timestep − H, as the
     /// official code does for preference segments. Reconstruction windows keep their true
     /// timesteps.
+    #[default]
     Random,
     /// Φ adds no time embedding at all, in reconstruction windows included.
     None,
@@ -152,7 +153,7 @@ impl EncoderConfig {
             quadrilateral_partners: 50,
             ambiguity_loss_mode: AmbiguityLossMode::Paper,
             embed_token: EmbedToken::FullSegment,
-            time_embedding: TimeEmbedding::True,
+            time_embedding: TimeEmbedding::Random,
             normalize_preference_states: true,
             flip_decoder_embeddings: false,
         };
