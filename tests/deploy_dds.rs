@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+nice > "$queue/../niceness"
 printf '{"stage":"load","step":0,"total":1,"losses":{},"elapsed_secs":0.0}\n'
 sleep 1
 for dir in "$queue"/*; do
@@ -145,6 +146,12 @@ fn call<S: clarify::msg::RosService>(
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+/// Returns this process's niceness, as the `nice` program prints it.
+fn own_niceness() -> Result<i32> {
+    let output = std::process::Command::new("nice").output()?;
+    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
@@ -372,6 +379,11 @@ fn exercise(
         let statuses = operator.wait_for_run(response.run_id)?;
         let last = statuses.last().context("no status")?;
         assert_eq!(last.state, TrainingStatus::STATE_FAILED, "{statuses:?}");
+        // The child ran at the default niceness of 10 above this process's.
+        let niceness: i32 = fs::read_to_string(queue.join("../niceness"))?
+            .trim()
+            .parse()?;
+        assert_eq!(niceness, (own_niceness()? + 10).min(19));
         assert!(last.message.contains("failed validation"), "{last:?}");
         assert!(last.message.contains(reason), "{last:?}");
         assert!(last.message.contains("v1 stays active"), "{last:?}");
