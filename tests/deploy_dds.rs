@@ -1,8 +1,8 @@
-//! The model lifecycle on DDS while the policy runner drives a stand-in robot: a model set
+//! The model lifecycle on DDS while the policy runner drives a stand-in robot. A model set
 //! with a truncated ONNX file and one whose manifest has the wrong observation size are
-//! rejected (pointer unchanged, no ModelUpdate, STATE_FAILED with the reason) while the
-//! previous policy keeps driving; a valid set is activated, announced and swapped in by the
-//! runner; RollbackModel restores the previous set.
+//! rejected (pointer unchanged, no ModelUpdate, STATE_FAILED with the reason), and the
+//! previous policy keeps driving. A valid set is activated, announced and swapped in by the
+//! runner, and RollbackModel restores the previous set.
 //!
 //! The training child is a shell script that installs prepared sets the way `clarify
 //! train --no-activate` does and prints its `done` line, so each case controls exactly
@@ -92,8 +92,8 @@ fn write_set(
     Ok(manifest)
 }
 
-/// A set whose policy file is cut in half; the manifest lists the cut file's hash, so only
-/// loading it in ONNX Runtime can find the damage.
+/// Writes a set whose policy file is cut in half. The manifest lists the cut file's hash,
+/// so only loading it in ONNX Runtime can find the damage.
 fn write_truncated_set(folder: &Path, version: &str, dataset: &str) -> Result<()> {
     let mut manifest = write_set(&LinearPolicy::default(), folder, version, dataset)?;
     let bytes = fs::read(folder.join(POLICY_FILE))?;
@@ -104,7 +104,7 @@ fn write_truncated_set(folder: &Path, version: &str, dataset: &str) -> Result<()
     Ok(())
 }
 
-/// A valid set for one more observation entry than the robot has.
+/// Writes a valid set for one more observation entry than the robot has.
 fn write_wide_set(folder: &Path, version: &str, dataset: &str) -> Result<()> {
     let mut manifest = write_set(&LinearPolicy::default(), folder, version, dataset)?;
     let wide = OBSERVATION_DIM + 1;
@@ -351,7 +351,7 @@ fn exercise(
     };
     call(&operator.enable, SetPolicyEnabledRequest { enabled: true })?;
     operator.wait_for_action(&[0.5, 0.5])?;
-    // Before any run, the latched topic holds the start-up announcement of v1.
+    // Before any run, the latched topic contains the start-up announcement of v1.
     let deadline = Instant::now() + TIMEOUT;
     let mut startup = Vec::new();
     while startup.is_empty() && Instant::now() < deadline {

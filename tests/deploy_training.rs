@@ -131,6 +131,18 @@ fn training_runs_are_relayed_validated_and_deployed() -> Result<()> {
     manager.stop()?;
     drop(manager_node);
 
+    // A store without answers: the request is rejected with the reason.
+    let empty = folder.path().join("empty.sqlite");
+    make_store(&empty, &synthetic_dataset(6, 40, 5, 2, 1), 0, 2)?;
+    let mut manager_node = node("clarify_empty")?;
+    let config = DeployConfig::new(&models, &empty, env!("CARGO_BIN_EXE_clarify"));
+    let manager = ModelManager::start(&mut manager_node, config)?;
+    let error = manager.trigger("test").unwrap_err();
+    assert!(error.contains("contains no answers"), "{error}");
+    assert_eq!(manager.snapshot().training, TrainingState::Idle);
+    manager.stop()?;
+    drop(manager_node);
+
     // A small run on the fixture store is relayed stage by stage and deployed.
     let mut manager_node = node("clarify")?;
     let mut config = DeployConfig::new(&models, &store, env!("CARGO_BIN_EXE_clarify"));

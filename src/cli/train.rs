@@ -46,8 +46,8 @@ pub struct TrainArgs {
     activate: bool,
 
     /// Install the new set without making it active, and reject --activate. The default
-    /// already leaves `current` alone; a supervising program passes this flag so that extra
-    /// arguments cannot switch the active set before it has validated the new one.
+    /// already leaves `current` alone. A supervising program passes this flag, so that
+    /// extra arguments cannot switch the active set before it has validated the new one.
     #[arg(long, conflicts_with = "activate")]
     no_activate: bool,
 

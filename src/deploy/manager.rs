@@ -256,6 +256,13 @@ impl Inner {
 
     /// Marks a run as started and hands it to the thread. The error explains why none started.
     fn try_start(&self, reason: &str) -> Result<i64, String> {
+        // A store that cannot be read is left to the child, whose error is more precise.
+        if self.count_answers() == Some(0) {
+            return Err(format!(
+                "the segment store {} contains no answers (skips aside) to train on",
+                self.config.store_path.display()
+            ));
+        }
         let mut state = lock(&self.state);
         if let TrainingState::Running { run_id, stage, .. } = &state.snapshot.training {
             return Err(format!(

@@ -356,7 +356,7 @@ ros_message! {
     /// One key and value of a diagnostic status.
     #[derive(Default, Eq, Hash)]
     pub struct KeyValue = "diagnostic_msgs" / "msg" / "KeyValue" {
-        /// What the value is.
+        /// Name of the value.
         pub key: String,
         /// The value, as text.
         pub value: String,
