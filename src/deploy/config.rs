@@ -213,3 +213,68 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> DeployConfig {
+        DeployConfig::new("models", "store.sqlite", "clarify")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(config().validate().is_ok());
+    }
+
+    /// A change that makes the default settings invalid.
+    type Change = Box<dyn Fn(&mut DeployConfig)>;
+
+    #[test]
+    fn invalid_settings_name_their_field() {
+        let cases: Vec<(&str, Change)> = vec![
+            ("keep", Box::new(|c| c.keep = 0)),
+            ("nice", Box::new(|c| c.nice = -1)),
+            ("nice", Box::new(|c| c.nice = 20)),
+            (
+                "accuracy_margin",
+                Box::new(|c| c.accuracy_margin = f32::NAN),
+            ),
+            ("accuracy_margin", Box::new(|c| c.accuracy_margin = 1.5)),
+            (
+                "train_program",
+                Box::new(|c| c.train_program = PathBuf::new()),
+            ),
+            (
+                "train_args",
+                Box::new(|c| c.train_args = vec!["--activate".to_owned()]),
+            ),
+            (
+                "train_args",
+                Box::new(|c| c.train_args = vec!["--models=other".to_owned()]),
+            ),
+            (
+                "topics.model_update",
+                Box::new(|c| c.topics.model_update.clear()),
+            ),
+        ];
+        for (field, change) in cases {
+            let mut config = config();
+            change(&mut config);
+            let error = config.validate().unwrap_err();
+            assert!(
+                matches!(&error, DeployError::Config { field: f, .. } if *f == field),
+                "{field}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn preset_arguments_pass() {
+        let mut config = config();
+        config.train_args = ["--preset", "paper", "--policy-steps", "1000"]
+            .map(str::to_owned)
+            .to_vec();
+        assert!(config.validate().is_ok());
+    }
+}
