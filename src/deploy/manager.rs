@@ -53,6 +53,8 @@ enum Command {
 
 struct State {
     snapshot: DeploySnapshot,
+    // NOTE: run ids count from 1 in each manager, so they restart with the node. They are
+    // not yet rows of the store's `training_runs` table, which TrainingStatus.run_id names.
     next_run_id: i64,
     /// Held-out reward accuracy measured at validation, by version.
     accuracies: HashMap<String, f32>,
