@@ -131,6 +131,12 @@ pub enum StoreError {
 
     #[error("stored {column} holds {value:?}, which this version of clarify cannot read")]
     StoredValue { column: &'static str, value: String },
+
+    #[error("training run {0} not found in the segment store")]
+    TrainingRunNotFound(i64),
+
+    #[error("model version {0:?} not found in the segment store's models table")]
+    ModelNotFound(String),
 }
 
 impl StoreError {
@@ -157,7 +163,9 @@ impl StoreError {
             | StoreError::OverlappingSegments { .. }
             | StoreError::InvalidNumber { .. }
             | StoreError::EpisodeShape { .. }
-            | StoreError::NonFiniteStep { .. } => true,
+            | StoreError::NonFiniteStep { .. }
+            | StoreError::TrainingRunNotFound(_)
+            | StoreError::ModelNotFound(_) => true,
             StoreError::Migration { .. }
             | StoreError::Sqlite { .. }
             | StoreError::BlobSize { .. }

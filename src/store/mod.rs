@@ -65,6 +65,7 @@ mod ids;
 mod import;
 mod queries;
 mod recording;
+mod runs;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,7 @@ pub use import::{
     import_npz,
 };
 pub use queries::{AnswerCounts, AnsweredQuery, NewAnswer, NewQuery, Query, StoredAnswer};
+pub use runs::{ModelRecord, ModelStatus, RunStatus, TrainingRunRecord};
 pub use schema::SCHEMA_VERSION;
 
 /// A connection to a segment store database.
