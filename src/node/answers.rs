@@ -33,7 +33,7 @@ impl AnswerListener for std::sync::Mutex<crate::deploy::ModelManager> {
     }
 }
 
-/// Where an answer came from.
+/// Source of an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerSource {
     /// The `PreferenceAnswer` topic.

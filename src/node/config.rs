@@ -118,7 +118,7 @@ impl Default for RetrainSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncoderSettings {
-    /// Timesteps the encoder sees (`true`, `random` or `none`).
+    /// Timesteps passed to the encoder (`true`, `random` or `none`).
     pub time_embedding: TimeEmbedding,
     /// Rows of the encoder's time-embedding table; every timestep must be below it.
     pub max_timestep: usize,
