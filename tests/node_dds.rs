@@ -450,3 +450,61 @@ fn record_and_collect(
     }
     Ok(seen)
 }
+
+#[test]
+fn expired_queries_replaced_by_new_rounds() -> Result<()> {
+    transport_netns::require_private_network();
+    const EXPIRY_DOMAIN: u16 = 75;
+    let folder = tempfile::tempdir()?;
+    let store_path = folder.path().join("store.sqlite");
+    let mut store = Store::open(&store_path)?;
+    create_dataset(&mut store, 4, 20);
+    drop(store);
+    let settings = NodeSettings {
+        store_path: store_path.clone(),
+        models_dir: folder.path().join("models"),
+        recorder: RecorderConfig {
+            transition: Some(TransitionSource {
+                topic: "transition".to_owned(),
+                observation_size: OBSERVATION_DIM,
+                action_size: ACTION_DIM,
+            }),
+            ..RecorderConfig::default()
+        },
+        select_dataset: DATASET_NAME.to_owned(),
+        segment_length: SEGMENT,
+        queries_per_round: 2,
+        max_open_queries: 2,
+        query_lifetime_secs: 0.3,
+        ..NodeSettings::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let node_stop = Arc::clone(&stop);
+    let node_thread = thread::spawn(move || -> Result<node::NodeSummary> {
+        let mut transport = DdsNode::new(NodeConfig {
+            name: "clarify_node".into(),
+            namespace: "/".into(),
+            domain_id: EXPIRY_DOMAIN,
+        })?;
+        Ok(node::run(
+            &mut transport,
+            &settings,
+            "clarify_node",
+            &node_stop,
+        )?)
+    });
+    thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    let summary = node_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the node thread panicked"))??;
+
+    // Rounds of two queries that live 0.3 s: several rounds in 1.5 s, each expiring.
+    assert!(summary.queries_expired >= 2, "{summary:?}");
+    assert!(summary.queries_selected >= 4, "{summary:?}");
+    let store = Store::open(&store_path)?;
+    let open = store.unanswered_queries(unix_secs_now())?;
+    assert!(open.len() <= 2, "{open:?}");
+    assert_eq!(store.answer_counts()?.total(), 0);
+    Ok(())
+}
