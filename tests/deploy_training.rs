@@ -20,7 +20,7 @@ use clarify::deploy::{DeployConfig, ModelManager, TrainingState};
 use clarify::infer::{ExecutionProviderKind, InferConfig, Runtime};
 use clarify::msg::{ModelUpdate, TrainingStatus};
 use clarify::registry::{Expectation, Registry};
-use clarify::store::{NewAnswer, NewQuery, SegmentRef, Store};
+use clarify::store::{ModelStatus, NewAnswer, NewQuery, RunStatus, SegmentRef, Store};
 use clarify::train;
 use clarify::transport::dds::DdsNode;
 use clarify::transport::{NodeConfig, QosConfig, Subscribe, Transport};
@@ -75,6 +75,15 @@ fn wait_for_update(updates: &impl Subscribe<ModelUpdate>, version: &str) -> Resu
 
 /// `clarify train` arguments of a tiny run; without `--version` the child names the set
 /// after the clock.
+/// Returns the status of `version` in the store's `models` table, `None` without a row.
+fn model_status(store: &Path, version: &str) -> Result<Option<ModelStatus>> {
+    let models = Store::open(store)?.models()?;
+    Ok(models
+        .into_iter()
+        .find(|model| model.version == version)
+        .map(|model| model.status))
+}
+
 fn tiny_args(folder: &Path) -> Result<Vec<String>> {
     let settings = write_tiny_settings(folder, 50)?;
     Ok([
@@ -110,24 +119,41 @@ fn training_runs_are_relayed_validated_and_deployed() -> Result<()> {
     let updates =
         operator.create_subscription::<ModelUpdate>("model_update", &QosConfig::latched(1))?;
 
-    // A missing store: the child fails, its error is relayed, nothing is activated.
-    let mut manager_node = node("clarify_failing")?;
+    // A missing store: the request is rejected with the path, and no store is created.
+    let mut manager_node = node("clarify_missing")?;
     let missing = folder.path().join("missing.sqlite");
     let mut config = DeployConfig::new(&models, &missing, env!("CARGO_BIN_EXE_clarify"));
     config.train_args = tiny_args(folder.path())?;
+    let manager = ModelManager::start(&mut manager_node, config)?;
+    let error = manager.trigger("test").unwrap_err();
+    assert!(error.contains("missing.sqlite"), "{error}");
+    assert!(error.contains("not found"), "{error}");
+    assert!(!missing.exists());
+    assert_eq!(manager.snapshot().training, TrainingState::Idle);
+    manager.stop()?;
+    drop(manager_node);
+
+    // A child that fails: its error is relayed, its run is closed as failed in the store,
+    // and nothing is activated.
+    let mut manager_node = node("clarify_failing")?;
+    let mut config = DeployConfig::new(&models, &store, env!("CARGO_BIN_EXE_clarify"));
+    config.train_args = vec!["--policy-steps".to_owned(), "not-a-number".to_owned()];
     let manager = ModelManager::start(&mut manager_node, config)?;
     let run_id = manager.trigger("test").map_err(anyhow::Error::msg)?;
     let seen = wait_for_run(&statuses, run_id)?;
     let last = seen.last().context("no status")?;
     assert_eq!(last.state, TrainingStatus::STATE_FAILED, "{seen:?}");
     assert!(last.message.contains("clarify train failed"), "{last:?}");
-    assert!(last.message.contains("missing.sqlite"), "{last:?}");
+    assert!(last.message.contains("not-a-number"), "{last:?}");
     assert!(
         matches!(manager.snapshot().training, TrainingState::Failed { .. }),
         "{:?}",
         manager.snapshot()
     );
     assert_eq!(Registry::open(&models, 5)?.current()?, None);
+    let failed_run = Store::open(&store)?.training_run(run_id)?;
+    assert_eq!(failed_run.status, RunStatus::Failed);
+    assert!(failed_run.finished_at_unix_secs.is_some());
     manager.stop()?;
     drop(manager_node);
 
@@ -179,6 +205,11 @@ fn training_runs_are_relayed_validated_and_deployed() -> Result<()> {
     assert!((0.0..=1.0).contains(&update.reward_accuracy), "{update:?}");
     let registry = Registry::open(&models, 5)?;
     assert_eq!(registry.current()?.map(|p| p.version), Some(first.clone()));
+    let first_run = Store::open(&store)?.training_run(run_id)?;
+    assert_eq!(first_run.status, RunStatus::Succeeded);
+    assert_eq!(first_run.model_version.as_deref(), Some(first.as_str()));
+    let first_model = model_status(&store, &first)?;
+    assert_eq!(first_model, Some(ModelStatus::Active));
 
     // Two committed answers start the next run. Its set is compared with the active one
     // and, trained on the same answers with the same seed, passes.

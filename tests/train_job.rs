@@ -13,6 +13,7 @@ use clarify::learn::encoder::encoder_signature;
 use clarify::learn::iql::{POLICY_ACTIONS_OUTPUT, POLICY_OBSERVATIONS_INPUT};
 use clarify::learn::{ACTIONS_INPUT, OBSERVATIONS_INPUT, REWARDS_OUTPUT};
 use clarify::registry::Registry;
+use clarify::store::{ModelStatus, RunStatus, Store};
 use clarify::train::{self, Stage, TrainError};
 use clarify::{InferConfig, Runtime};
 use ndarray::Array3;
@@ -65,6 +66,26 @@ fn tiny_job_installs_a_set_that_loads_in_onnx_runtime() -> Result<()> {
     );
     let last = reports.last().expect("reports");
     assert_eq!(last.version.as_deref(), Some("v1"));
+
+    // The job opened a training run row, reported its id and closed it with the version,
+    // and recorded the set as the active model.
+    let run_id = last.run_id.expect("the done report names the run");
+    assert!(
+        reports
+            .iter()
+            .skip(1)
+            .all(|report| report.run_id == Some(run_id))
+    );
+    let recorded = Store::open(&store)?;
+    let run = recorded.training_run(run_id)?;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.model_version.as_deref(), Some("v1"));
+    assert_eq!(run.answers_used, 26);
+    let models_table = recorded.models()?;
+    assert_eq!(models_table.len(), 1);
+    assert_eq!(models_table[0].version, "v1");
+    assert_eq!(models_table[0].status, ModelStatus::Active);
+    drop(recorded);
     assert_eq!(last.path.as_deref(), Some(models.join("v1").as_path()));
     let policy_steps: Vec<usize> = reports
         .iter()

@@ -51,6 +51,11 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "activate")]
     no_activate: bool,
 
+    /// Row of the store's training_runs table to close when the job ends, opened by a
+    /// supervising program. Default: the job opens a new row.
+    #[arg(long, value_name = "ID")]
+    run_id: Option<i64>,
+
     /// Versions the registry keeps; older ones are removed, never the active or previous
     /// one.
     #[arg(long, value_name = "N", default_value_t = train::DEFAULT_KEEP, value_parser = parse_positive)]
@@ -130,6 +135,7 @@ fn settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
     }
     settings.seed = args.seed;
     settings.dataset = args.dataset.clone();
+    settings.run_id = args.run_id;
     settings.version = args.version.clone();
     settings.activate = args.activate && !args.no_activate;
     settings.keep = args.keep;

@@ -64,12 +64,14 @@ pub struct ChildCommand<'a> {
     pub store: &'a Path,
     pub models: &'a Path,
     pub keep: usize,
+    /// The store's `training_runs` row that the child closes.
+    pub run_id: i64,
     pub extra: &'a [String],
 }
 
 impl ChildCommand<'_> {
     /// Returns the command line: `[nice -n N] program -q train --store S --models M
-    /// --keep K --no-activate EXTRA...`.
+    /// --keep K --no-activate --run-id R EXTRA...`.
     pub fn build(&self) -> Command {
         let mut command = match self.nice {
             Some((nice, niceness)) => {
@@ -90,6 +92,8 @@ impl ChildCommand<'_> {
             .arg("--keep")
             .arg(self.keep.to_string())
             .arg("--no-activate")
+            .arg("--run-id")
+            .arg(self.run_id.to_string())
             .args(self.extra);
         command
     }

@@ -17,12 +17,13 @@ pub const DEFAULT_ACCURACY_MARGIN: f32 = 0.05;
 
 /// Arguments that the manager passes to `clarify train` itself, so `train_args` must not
 /// contain them.
-const MANAGED_ARGUMENTS: [&str; 5] = [
+const MANAGED_ARGUMENTS: [&str; 6] = [
     "--store",
     "--models",
     "--keep",
     "--activate",
     "--no-activate",
+    "--run-id",
 ];
 
 /// Topic and service names of the model lifecycle. Relative names resolve against the
@@ -148,8 +149,8 @@ impl DeployConfig {
                 return invalid(
                     "train_args",
                     format!("{argument:?}"),
-                    "no --store, --models, --keep, --activate or --no-activate: the node \
-                     sets these itself and activates a set only after validating it",
+                    "no --store, --models, --keep, --activate, --no-activate or --run-id: \
+                     the node sets these itself and activates a set only after validating it",
                 );
             }
         }

@@ -19,7 +19,7 @@ use crate::msg::{
     TriggerRetrain, TriggerRetrainResponse,
 };
 use crate::registry::{Expectation, ModelSet, Registry};
-use crate::store::Store;
+use crate::store::{ModelStatus, RunStatus, Store, StoreError};
 use crate::transport::{Publish, QosConfig, Transport, TransportError};
 
 /// How often the thread checks for a stop request while idle or training.
@@ -53,9 +53,6 @@ enum Command {
 
 struct State {
     snapshot: DeploySnapshot,
-    // NOTE: run ids count from 1 in each manager, so they restart with the node. They are
-    // not yet rows of the store's `training_runs` table, which TrainingStatus.run_id names.
-    next_run_id: i64,
     /// Held-out reward accuracy measured at validation, by version.
     accuracies: HashMap<String, f32>,
 }
@@ -125,7 +122,6 @@ impl ModelManager {
                     previous_version: pointer.as_ref().and_then(|p| p.previous.clone()),
                     ..DeploySnapshot::default()
                 },
-                next_run_id: 1,
                 accuracies: HashMap::new(),
             }),
             registry_lock: Mutex::new(()),
@@ -258,7 +254,13 @@ impl Inner {
 
     /// Marks a run as started and hands it to the thread. The error explains why none started.
     fn try_start(&self, reason: &str) -> Result<i64, String> {
-        // A store that cannot be read is left to the child, whose error is more precise.
+        let store_path = &self.config.store_path;
+        if !store_path.is_file() {
+            return Err(format!(
+                "segment store {} not found: check the node's store_path",
+                store_path.display()
+            ));
+        }
         if self.count_answers() == Some(0) {
             return Err(format!(
                 "the segment store {} contains no answers (skips aside) to train on",
@@ -275,11 +277,19 @@ impl Inner {
         if self.stop.load(Ordering::SeqCst) {
             return Err("the model manager is stopping".to_owned());
         }
-        let run_id = state.next_run_id;
-        self.commands
-            .send(Command::Train { run_id })
-            .map_err(|_| "the model manager's thread has stopped".to_owned())?;
-        state.next_run_id += 1;
+        // The run's row in the store gives it its id; the child closes it and the manager
+        // overwrites the outcome when validation rejects the set.
+        let run_id = Store::open(store_path)
+            .and_then(|mut store| {
+                store.start_training_run(self.count_answers().unwrap_or(0).into(), None)
+            })
+            .map_err(|error| {
+                format!("cannot record a training run in the segment store: {error}")
+            })?;
+        if self.commands.send(Command::Train { run_id }).is_err() {
+            self.close_run(run_id, "the model manager's thread has stopped");
+            return Err("the model manager's thread has stopped".to_owned());
+        }
         state.snapshot.answers_since_training = 0;
         state.snapshot.training = TrainingState::Running {
             run_id,
@@ -309,6 +319,7 @@ impl Inner {
             store: &self.config.store_path,
             models: &self.config.models_dir,
             keep: self.config.keep,
+            run_id,
             extra: &self.config.train_args,
         }
         .build();
@@ -401,8 +412,13 @@ impl Inner {
             ModelUpdate::REASON_TRAINED,
             validation.reward_accuracy,
         );
-        if let Err(error) = self.registry.prune() {
-            tracing::warn!(%error, "cannot remove old model versions");
+        match self.registry.prune() {
+            Ok(removed) => {
+                for version in removed {
+                    self.record_model_status(&version, ModelStatus::Retired);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot remove old model versions"),
         }
         {
             let mut state = lock(&self.state);
@@ -413,6 +429,34 @@ impl Inner {
             state.snapshot.previous_version = pointer.previous.clone();
         }
         run.succeed(version, &validation);
+    }
+
+    /// Closes run `run_id` in the store as failed; a store error is logged, because the
+    /// run's failure is already reported on TrainingStatus.
+    fn close_run(&self, run_id: i64, message: &str) {
+        let result = Store::open(&self.config.store_path)
+            .and_then(|mut store| store.finish_training_run(run_id, RunStatus::Failed, None));
+        if let Err(error) = result {
+            tracing::warn!(run_id, %error, message, "failed to close the training run in the store");
+        }
+    }
+
+    /// Records a model set's new status in the store. Sets installed outside the node may
+    /// have no row, which is logged at debug level only.
+    fn record_model_status(&self, version: &str, status: ModelStatus) {
+        let result = Store::open(&self.config.store_path).and_then(|mut store| match status {
+            ModelStatus::Active => store.activate_model(version),
+            other => store.set_model_status(version, other),
+        });
+        match result {
+            Ok(()) => {}
+            Err(StoreError::ModelNotFound(_)) => {
+                tracing::debug!(version, "model set has no row in the store");
+            }
+            Err(error) => {
+                tracing::warn!(version, %error, "failed to record the model status in the store");
+            }
+        }
     }
 
     /// Serves RollbackModel: re-activates the previous or the named version after checking
@@ -492,6 +536,7 @@ impl Inner {
             ModelUpdate::REASON_ROLLBACK,
             accuracy,
         );
+        self.record_model_status(&target, ModelStatus::Active);
         tracing::info!(version = %target, previous = %pointer.version, "rolled back");
         Ok(())
     }
@@ -661,6 +706,7 @@ impl Run<'_> {
 
     fn fail(&mut self, message: String) {
         tracing::warn!(run_id = self.run_id, %message, "training run failed");
+        self.inner.close_run(self.run_id, &message);
         lock(&self.inner.state).snapshot.training = TrainingState::Failed {
             run_id: self.run_id,
             message: message.clone(),
@@ -683,6 +729,8 @@ impl Run<'_> {
         tracing::warn!(version, %reason, %active, "model set rejected");
         lock(&self.inner.state).snapshot.last_rejection =
             Some(format!("model set {version}: {reason}"));
+        self.inner
+            .record_model_status(version, ModelStatus::Rejected);
         self.fail(format!(
             "model set {version} failed validation: {reason}; {active} stays active"
         ));
@@ -698,6 +746,7 @@ impl Run<'_> {
             format_accuracy(validation.active_accuracy),
         );
         tracing::info!(run_id = self.run_id, %message, "training run succeeded");
+        self.inner.record_model_status(version, ModelStatus::Active);
         lock(&self.inner.state).snapshot.training = TrainingState::Succeeded {
             run_id: self.run_id,
             version: version.to_owned(),

@@ -75,10 +75,27 @@ where
         value: error.to_string(),
         expected: "the path of the running clarify binary".to_owned(),
     })?;
-    let manager = Arc::new(Mutex::new(ModelManager::start(
-        transport,
-        settings.deploy_config(program),
-    )?));
+    let mut store = Store::open(path)?;
+    let interrupted = store.fail_interrupted_runs()?;
+    if interrupted > 0 {
+        warn!(
+            runs = interrupted,
+            "closed training runs of an earlier node as failed"
+        );
+    }
+    let recorder = LiveRecorder::start(transport, &settings.recorder, Store::open(path)?)?;
+    let dataset = match settings.select_dataset.as_str() {
+        "" => recorder.dataset(),
+        name => crate::train::choose_dataset(&store, Some(name))?.id,
+    };
+    // Training reads the dataset that the queries come from, also when the store holds
+    // recordings of earlier sessions or imported datasets.
+    let mut deploy = settings.deploy_config(program);
+    if !deploy.train_args.iter().any(|arg| arg == "--dataset") {
+        deploy.train_args.push("--dataset".to_owned());
+        deploy.train_args.push(dataset.get().to_string());
+    }
+    let manager = Arc::new(Mutex::new(ModelManager::start(transport, deploy)?));
     let mut desk = AnswerDesk::open(path)?;
     desk.set_listener(Arc::clone(&manager) as Arc<dyn AnswerListener>);
     info!(
@@ -87,13 +104,7 @@ where
         "store opened for answers"
     );
     let desk = Arc::new(Mutex::new(desk));
-    let mut store = Store::open(path)?;
 
-    let recorder = LiveRecorder::start(transport, &settings.recorder, Store::open(path)?)?;
-    let dataset = match settings.select_dataset.as_str() {
-        "" => recorder.dataset(),
-        name => crate::train::choose_dataset(&store, Some(name))?.id,
-    };
     let topics = &settings.topics;
     let queries =
         transport.create_publisher::<PreferenceQuery>(&topics.queries, &settings.query_qos)?;

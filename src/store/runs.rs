@@ -159,7 +159,8 @@ impl Store {
     }
 
     /// Closes every run still marked `running` as failed and returns how many there were.
-    /// The node calls it at start-up: no training child of an earlier node is alive then.
+    /// The node calls it at start-up, before it starts runs of its own. A training child
+    /// that outlived a killed node may still close its row afterwards.
     pub fn fail_interrupted_runs(&mut self) -> Result<usize, StoreError> {
         self.connection
             .execute(
@@ -258,7 +259,11 @@ impl Store {
     }
 
     /// Sets the status of a recorded model version.
-    pub fn set_model_status(&mut self, version: &str, status: ModelStatus) -> Result<(), StoreError> {
+    pub fn set_model_status(
+        &mut self,
+        version: &str,
+        status: ModelStatus,
+    ) -> Result<(), StoreError> {
         let changed = self
             .connection
             .execute(

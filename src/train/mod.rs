@@ -41,7 +41,7 @@ use crate::learn::RewardModelConfig;
 use crate::learn::encoder::{EncoderConfig, EncoderPreset};
 use crate::learn::iql::{IqlConfig, IqlPreset};
 use crate::registry::{ModelSet, Registry};
-use crate::store::Store;
+use crate::store::{ModelStatus, RunStatus, Store};
 
 /// Default number of answers per replayed round, the live loop's M.
 pub const DEFAULT_REPLAY_ROUND: usize = 50;
@@ -108,6 +108,9 @@ pub struct TrainSettings {
     pub encoder_progress_interval: usize,
     /// IQL gradient steps between progress reports.
     pub iql_progress_interval: usize,
+    /// Row of the store's `training_runs` table opened by a supervising program, which the
+    /// job closes; `None` opens a new row.
+    pub run_id: Option<i64>,
 }
 
 impl TrainSettings {
@@ -132,6 +135,7 @@ impl TrainSettings {
             allow_dimension_change: false,
             encoder_progress_interval: 50,
             iql_progress_interval: 1000,
+            run_id: None,
         }
     }
 
@@ -200,12 +204,16 @@ pub struct Progress {
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// Row of the store's `training_runs` table, once the job has opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
 }
 
 /// Reports progress with the job's start time.
 pub struct Reporter<'a> {
     started: Instant,
     sink: &'a mut dyn FnMut(&Progress),
+    run_id: Option<i64>,
 }
 
 impl<'a> Reporter<'a> {
@@ -214,6 +222,7 @@ impl<'a> Reporter<'a> {
         Self {
             started: Instant::now(),
             sink,
+            run_id: None,
         }
     }
 
@@ -233,6 +242,7 @@ impl<'a> Reporter<'a> {
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             version: None,
             path: None,
+            run_id: self.run_id,
         };
         (self.sink)(&progress);
     }
@@ -246,6 +256,7 @@ impl<'a> Reporter<'a> {
             elapsed_secs: self.started.elapsed().as_secs_f64(),
             version: Some(set.version.clone()),
             path: Some(set.path.clone()),
+            run_id: self.run_id,
         };
         (self.sink)(&progress);
     }
@@ -308,17 +319,65 @@ pub fn run_job(
         other_dataset_answers = inputs.other_dataset_answers,
         "loaded training data"
     );
+    let mut store = Store::open(store_path)?;
+    // Skips carry no information, so like the manifest the row counts only the others.
+    let answers_used = (inputs.counts.clear + inputs.counts.cant_tell) as u64;
+    let run_id = match settings.run_id {
+        Some(id) => store.training_run(id)?.id,
+        None => store.start_training_run(answers_used, None)?,
+    };
+    reporter.run_id = Some(run_id);
     reporter.report(Stage::Load, 1, 1, &[]);
 
-    let set = stages::train_and_install(&inputs, &registry, &version, settings, &mut reporter)?;
-    let activated = if settings.activate {
+    let outcome = train_install_and_record(
+        &inputs,
+        &registry,
+        &version,
+        settings,
+        &mut store,
+        &mut reporter,
+    );
+    match &outcome {
+        Ok(outcome) => {
+            store.finish_training_run(run_id, RunStatus::Succeeded, Some(&outcome.set.version))?;
+            reporter.finish(&outcome.set);
+        }
+        Err(error) => {
+            // The job's own error is the one to report, so a failure to close the run is
+            // only logged.
+            if let Err(store_error) = store.finish_training_run(run_id, RunStatus::Failed, None) {
+                tracing::warn!(run_id, %store_error, %error, "failed to close the training run");
+            }
+        }
+    }
+    outcome
+}
+
+/// Trains and installs the set, then records it in the store's `models` table (`active`
+/// when the job activates it, `candidate` otherwise).
+fn train_install_and_record(
+    inputs: &TrainingInputs,
+    registry: &Registry,
+    version: &str,
+    settings: &TrainSettings,
+    store: &mut Store,
+    reporter: &mut Reporter<'_>,
+) -> Result<JobOutcome, TrainError> {
+    let set = stages::train_and_install(inputs, registry, version, settings, reporter)?;
+    let status = if settings.activate {
         registry.activate(&set.version)?;
-        true
+        ModelStatus::Active
     } else {
-        false
+        ModelStatus::Candidate
     };
-    reporter.finish(&set);
-    Ok(JobOutcome { set, activated })
+    store.record_model(&set.version, &set.path, &set.manifest.to_json(), status)?;
+    if settings.activate {
+        store.activate_model(&set.version)?;
+    }
+    Ok(JobOutcome {
+        set,
+        activated: settings.activate,
+    })
 }
 
 fn check_answers(inputs: &TrainingInputs, settings: &TrainSettings) -> Result<(), TrainError> {
