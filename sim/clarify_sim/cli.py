@@ -477,6 +477,13 @@ def _add_operator(commands) -> None:
         help="seconds the operator takes per answer",
     )
     parser.add_argument(
+        "--answers-per-model",
+        type=int,
+        default=config.answers_per_model,
+        help="accepted answers per deployed model set, after which the operator "
+        "waits for the next clarify_msgs/ModelUpdate (0: no limit)",
+    )
+    parser.add_argument(
         "--service-timeout",
         type=float,
         default=config.service_timeout_s,
@@ -670,6 +677,7 @@ def _run_operator(args: argparse.Namespace) -> None:
         epsilon=args.epsilon,
         match_timeout_s=args.match_timeout,
         answer_delay_s=args.answer_delay,
+        answers_per_model=args.answers_per_model,
         service_timeout_s=args.service_timeout,
         service_mapping=args.service_mapping,
         operator_id=args.operator_id,

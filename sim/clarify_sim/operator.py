@@ -210,6 +210,10 @@ class OperatorConfig:
     match_timeout_s: float = 10.0
     #: Seconds the operator takes per answer.
     answer_delay_s: float = 0.0
+    #: Accepted answers per deployed model set (0: no limit). After that many the
+    #: operator waits for the next ModelUpdate, like an operator with a fixed query
+    #: budget per policy.
+    answers_per_model: int = 0
     #: Seconds to wait for one SubmitAnswer response.
     service_timeout_s: float = 10.0
     #: How the node's transport maps services onto DDS topics.
@@ -231,6 +235,10 @@ class OperatorConfig:
         if not (math.isfinite(self.answer_delay_s) and self.answer_delay_s >= 0):
             raise InputError(
                 f"invalid answer_delay_s {self.answer_delay_s}: use seconds >= 0"
+            )
+        if self.answers_per_model < 0:
+            raise InputError(
+                f"invalid answers_per_model {self.answers_per_model}: use 0 or more"
             )
         if self.service_mapping not in ros.SERVICE_MAPPINGS:
             raise InputError(
@@ -277,6 +285,8 @@ class Operator:
         self.handled: set[int] = set()
         self.deployed_version = ""
         self.answers = 0
+        #: Accepted answers since the deployed version last changed.
+        self.answers_for_model = 0
 
     def run(self) -> None:
         """Answer queries until stopped."""
@@ -293,7 +303,7 @@ class Operator:
         while not self.stop.stopped:
             self.waiter.wait(0.2)
             self.ingest()
-            if not self.pending:
+            if not self.pending or self.budget_spent:
                 continue
             if not server_found:
                 server_found = self.service.wait_for_server(1.0)
@@ -302,6 +312,12 @@ class Operator:
             self.answer_pending()
         self.events.write("stop", answers=self.answers)
         logger.info("operator stopped after %d answers", self.answers)
+
+    @property
+    def budget_spent(self) -> bool:
+        """Whether the answers for the deployed model set are used up."""
+        budget = self.config.answers_per_model
+        return budget > 0 and self.answers_for_model >= budget
 
     def ingest(self) -> None:
         """Take the robot's steps, model updates and new queries."""
@@ -313,7 +329,9 @@ class Operator:
                 float(sample.reward),
             )
         for update in ros.take_all(self.model_updates):
-            self.deployed_version = update.version
+            if update.version != self.deployed_version:
+                self.deployed_version = update.version
+                self.answers_for_model = 0
         now = time.monotonic()
         for query in ros.take_all(self.queries):
             query_id = int(query.query_id)
@@ -324,7 +342,7 @@ class Operator:
     def answer_pending(self) -> None:
         """Answer every pending query whose segments are known, oldest first."""
         for query_id in sorted(self.pending):
-            if self.stop.stopped:
+            if self.stop.stopped or self.budget_spent:
                 return
             pending = self.pending[query_id]
             query = pending.query
@@ -377,6 +395,13 @@ class Operator:
             )
         else:
             self.answers += 1
+            self.answers_for_model += 1
+            if self.budget_spent:
+                logger.info(
+                    "gave %d answers while %s was deployed; waiting for the next set",
+                    self.answers_for_model,
+                    self.deployed_version or "no model set",
+                )
         details: dict[str, object] = {
             "selector": query.selector,
             "encoder_version": query.encoder_version,
