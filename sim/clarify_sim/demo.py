@@ -431,7 +431,8 @@ class Demo:
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(self.sim_dir), *filter(None, [environment.get("PYTHONPATH")])]
         )
-        environment.setdefault("RUST_LOG", "info")
+        # rustdds logs every discovery change at info level.
+        environment.setdefault("RUST_LOG", "info,rustdds=error")
         logger.info("starting %s: %s", name, " ".join(command))
         process = subprocess.Popen(
             command,

@@ -43,7 +43,7 @@ from cyclonedds.idl.types import (
     uint64,
 )
 from cyclonedds.pub import DataWriter
-from cyclonedds.sub import DataReader
+from cyclonedds.sub import DataReader, InvalidSample
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
@@ -355,11 +355,12 @@ class Participant:
 
 
 def take_all(reader: DataReader, batch: int = 256) -> list[Any]:
-    """Take every sample `reader` holds now."""
+    """Take every sample `reader` has now, leaving out the data-less samples that
+    announce a writer's disposal or departure."""
     samples: list[Any] = []
     while True:
         taken = reader.take(N=batch)
-        samples.extend(taken)
+        samples.extend(s for s in taken if not isinstance(s, InvalidSample))
         if len(taken) < batch:
             return samples
 

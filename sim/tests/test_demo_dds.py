@@ -10,9 +10,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +297,44 @@ def test_operator_answers_query_through_service(mapping):
     assert answers[0]["return_left"] == 15.0
     assert answers[0]["return_right"] == 0.0
     assert answers[0]["mean_reward"] == 1.5
+
+
+WRITE_AND_WAIT = """
+import sys
+from clarify_sim import ros
+participant = ros.Participant(int(sys.argv[1]))
+writer = participant.writer("t/departure", ros.String, ros.latched_qos(4))
+assert ros.wait_publication_matched(writer, 10.0)
+writer.write(ros.String(data="first"))
+print("written", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_take_all_leaves_out_writer_departure():
+    participant = ros.Participant(DOMAIN_ID)
+    reader = participant.reader("t/departure", ros.String, ros.latched_qos(4))
+    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITE_AND_WAIT, str(DOMAIN_ID)],
+        env=environment,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "written\n"
+        received: list[ros.String] = []
+        assert wait_until(
+            lambda: bool(received.extend(ros.take_all(reader)) or received), 10.0
+        )
+        assert [sample.data for sample in received] == ["first"]
+    finally:
+        writer.stdin.close()
+        writer.wait(30)
+    # The writer's departure leaves a data-less sample in the reader.
+    assert wait_until(
+        lambda: reader.get_subscription_matched_status().current_count == 0, 10.0
+    )
+    time.sleep(0.2)
+    assert ros.take_all(reader) == []
