@@ -77,8 +77,11 @@ class DemoSettings:
     queries_per_round: int = 10
     #: Candidate pairs per query that CLARIFY's rejection sampling draws from.
     pool_factor: int = 10
-    #: Seconds a query stays open.
-    query_lifetime_s: float = 600.0
+    #: Seconds a query stays open. The operator leaves queries from before the newest
+    #: deployment to expire, and they count against `max_open_queries` until then.
+    query_lifetime_s: float = 120.0
+    #: Open queries at which the node stops selecting new rounds.
+    max_open_queries: int = 20
     #: Extra `clarify train` arguments.
     train_args: tuple[str, ...] = (
         "--encoder-iterations",
@@ -100,6 +103,7 @@ class DemoSettings:
             "segment_length",
             "queries_per_round",
             "pool_factor",
+            "max_open_queries",
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"invalid {name} {getattr(self, name)}: use 1 or more")
@@ -197,24 +201,46 @@ def parameter_file(settings: DemoSettings, layout: Layout) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: ROS 2 names shared by the parameter file and the robot's and operator's options.
+TOPICS = {
+    "transitions": "clarify/transitions",
+    "true_rewards": "demo/true_rewards",
+    "queries": "clarify/preference_query",
+    "submit_answer": "clarify/submit_answer",
+    "model_update": "clarify/model_update",
+    "observation": "demo/observation",
+    "action": "demo/action",
+    "evaluation": "demo/evaluation",
+}
+
+
 def node_parameters(settings: DemoSettings, layout: Layout) -> dict[str, Any]:
     """Return the parameters of `clarify node` for a demo run."""
     return {
-        "store": str(layout.store),
+        "store_path": str(layout.store),
         "models_dir": str(layout.models),
-        "segment_length": settings.segment_length,
-        "queries_per_round": settings.queries_per_round,
-        "pool_factor": settings.pool_factor,
-        "query_lifetime_s": settings.query_lifetime_s,
-        "retrain_after_answers": settings.answers_per_cycle,
-        "train_args": list(settings.train_args),
         "recorder": {
             "dataset_name": f"demo-{settings.task}",
             "transition": {
-                "topic": "transitions",
+                "topic": TOPICS["transitions"],
                 "observation_size": 39,
                 "action_size": 4,
             },
+        },
+        "segment_length": settings.segment_length,
+        "queries_per_round": settings.queries_per_round,
+        "pool_factor": settings.pool_factor,
+        "query_lifetime_secs": settings.query_lifetime_s,
+        "max_open_queries": settings.max_open_queries,
+        "topics": {
+            "queries": TOPICS["queries"],
+            "submit_answer": TOPICS["submit_answer"],
+            "model_update": TOPICS["model_update"],
+        },
+        "infer": {"execution_providers": ["cpu"], "intra_op_threads": 1},
+        "retrain": {
+            "train_args": list(settings.train_args),
+            "retrain_after_answers": settings.answers_per_cycle,
         },
     }
 
@@ -228,10 +254,10 @@ def runner_parameters(settings: DemoSettings, layout: Layout) -> dict[str, Any]:
         # periods old when the runner acts on it.
         "max_observation_age_s": 0.5,
         "observation_type": "float32_multi_array",
-        "observation_topic": "observation",
-        "action_topic": "action",
+        "observation_topic": TOPICS["observation"],
+        "action_topic": TOPICS["action"],
         "start_enabled": True,
-        "model_update_topic": "model_update",
+        "model_update_topic": TOPICS["model_update"],
         "infer": {"execution_providers": ["cpu"], "intra_op_threads": 1},
     }
 
@@ -472,6 +498,18 @@ class Demo:
                 str(settings.collect_rate_hz),
                 "--eval-episodes",
                 str(settings.eval_episodes),
+                "--transitions-topic",
+                TOPICS["transitions"],
+                "--true-rewards-topic",
+                TOPICS["true_rewards"],
+                "--model-update-topic",
+                TOPICS["model_update"],
+                "--observation-topic",
+                TOPICS["observation"],
+                "--action-topic",
+                TOPICS["action"],
+                "--evaluation-topic",
+                TOPICS["evaluation"],
                 "--events",
                 str(self.layout.events("robot")),
             ],
@@ -492,6 +530,14 @@ class Demo:
                 str(settings.answer_delay_s),
                 "--answers-per-model",
                 str(settings.answers_per_cycle),
+                "--query-topic",
+                TOPICS["queries"],
+                "--submit-answer-service",
+                TOPICS["submit_answer"],
+                "--true-rewards-topic",
+                TOPICS["true_rewards"],
+                "--model-update-topic",
+                TOPICS["model_update"],
                 "--events",
                 str(self.layout.events("operator")),
             ],

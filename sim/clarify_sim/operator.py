@@ -212,7 +212,9 @@ class OperatorConfig:
     answer_delay_s: float = 0.0
     #: Accepted answers per deployed model set (0: no limit). After that many the
     #: operator waits for the next ModelUpdate, like an operator with a fixed query
-    #: budget per policy.
+    #: budget per policy. With a budget, queries created before the newest
+    #: ModelUpdate are left to expire, so each budget goes to the queries that the
+    #: deployed set's selector chose.
     answers_per_model: int = 0
     #: Seconds to wait for one SubmitAnswer response.
     service_timeout_s: float = 10.0
@@ -284,6 +286,8 @@ class Operator:
         self.pending: dict[int, PendingQuery] = {}
         self.handled: set[int] = set()
         self.deployed_version = ""
+        #: Stamp of the newest ModelUpdate in Unix seconds, 0 before the first.
+        self.deployed_at = 0.0
         self.answers = 0
         #: Accepted answers since the deployed version last changed.
         self.answers_for_model = 0
@@ -331,6 +335,7 @@ class Operator:
         for update in ros.take_all(self.model_updates):
             if update.version != self.deployed_version:
                 self.deployed_version = update.version
+                self.deployed_at = ros.time_seconds(update.stamp)
                 self.answers_for_model = 0
         now = time.monotonic()
         for query in ros.take_all(self.queries):
@@ -348,6 +353,11 @@ class Operator:
             query = pending.query
             if _expired(query):
                 self._finish(query_id, "expired", selector=query.selector)
+                continue
+            if self.config.answers_per_model > 0 and (
+                ros.time_seconds(query.stamp) < self.deployed_at
+            ):
+                # Asked before the deployed set existed; it stays open until it expires.
                 continue
             try:
                 decision = decide(self.index, query, self.config.epsilon)
