@@ -354,8 +354,8 @@ class Operator:
             if _expired(query):
                 self._finish(query_id, "expired", selector=query.selector)
                 continue
-            if self.config.answers_per_model > 0 and (
-                ros.time_seconds(query.stamp) < self.deployed_at
+            if self.config.answers_per_model > 0 and asked_before(
+                query, self.deployed_at
             ):
                 # Asked before the deployed set existed; it stays open until it expires.
                 continue
@@ -437,6 +437,11 @@ class Operator:
         self.pending.pop(query_id, None)
         self.handled.add(query_id)
         self.events.write(event, query_id=query_id, **details)
+
+
+def asked_before(query: ros.PreferenceQuery, deployed_at: float) -> bool:
+    """Whether the node created `query` before `deployed_at` (Unix seconds)."""
+    return ros.time_seconds(query.stamp) < deployed_at
 
 
 def _expired(query: ros.PreferenceQuery) -> bool:

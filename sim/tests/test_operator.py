@@ -13,6 +13,7 @@ from clarify_sim.operator import (
     ANSWER_VALUES,
     SegmentNotFoundError,
     StepIndex,
+    asked_before,
     decide,
     segment_rows,
 )
@@ -155,3 +156,12 @@ def test_answer_values_match_message_constants():
     assert ANSWER_VALUES[LEFT] == 1
     assert ANSWER_VALUES[RIGHT] == 2
     assert ANSWER_VALUES[CANT_TELL] == 3
+
+
+def test_asked_before_compares_query_stamp():
+    rows = episode_rows(0, 4)
+    query = make_query(rows[0:2], rows[2:4])
+    query.stamp = ros.Time(sec=100, nanosec=500_000_000)
+    assert asked_before(query, 100.6)
+    assert not asked_before(query, 100.5)
+    assert not asked_before(query, 0.0)
