@@ -45,7 +45,7 @@ class SegmentNotFoundError(LookupError):
 
 @dataclass(frozen=True)
 class SegmentMatch:
-    """Where a query segment lies among the robot's steps."""
+    """Location of a query segment among the robot's steps."""
 
     #: The robot's episode id.
     episode_id: int
@@ -440,12 +440,12 @@ class Operator:
 
 
 def asked_before(query: ros.PreferenceQuery, deployed_at: float) -> bool:
-    """Whether the node created `query` before `deployed_at` (Unix seconds)."""
+    """Return whether the node created `query` before `deployed_at` (Unix seconds)."""
     return ros.time_seconds(query.stamp) < deployed_at
 
 
 def _expired(query: ros.PreferenceQuery) -> bool:
-    """Whether the query's expiry time (when set) has passed."""
+    """Return whether the query's expiry time, when set, has passed."""
     stamp = query.expires_at
     if stamp.sec == 0 and stamp.nanosec == 0:
         return False

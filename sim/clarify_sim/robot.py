@@ -4,9 +4,10 @@ The robot alternates between two activities:
 
 - Collection. It runs episodes with the behaviour mix of the dataset generator
   (`clarify_sim.generate`: scripted policy, action noise, random actions, random
-  episodes) and publishes each step as a clarify_msgs/Transition without its reward
-  (``has_reward`` false), the way a robot without a reward signal would. The same step
-  with its true reward goes to a second topic that only the simulated operator reads.
+  episodes). Each step goes out as a clarify_msgs/Transition without its reward
+  (``has_reward`` false), the way a robot without a reward signal would send it. The
+  same step with its true reward goes to a second topic that only the simulated
+  operator reads.
 - Evaluation. After each clarify_msgs/ModelUpdate it runs a fixed number of episodes
   driven by the policy runner (`clarify policy run`): it publishes each observation as a
   std_msgs/Float32MultiArray, applies the action the runner returns, and reports the
@@ -139,7 +140,7 @@ class RobotConfig:
 
 
 class ActionPairing:
-    """Pairs the runner's actions with the observation they answer.
+    """Pairs the runner's actions with the observations they respond to.
 
     The runner acts at its own control rate on the newest observation it holds, so the
     first action that arrives after an observation was sent may still come from the
