@@ -362,6 +362,8 @@ def build_cycles(
 
 def format_table(cycles: Sequence[Cycle]) -> str:
     """Return the per-cycle table printed at the end of a run."""
+    if not cycles:
+        return "no model set was deployed"
     header = (
         f"{'cycle':>5}  {'version':<20} {'answers used':>12}  "
         f"{'queries asked before the deployment (clear share)':<52} "

@@ -98,6 +98,10 @@ def test_table_lists_selectors_and_success():
     assert "30.0 % of 10" in lines[2]
 
 
+def test_table_without_cycles():
+    assert format_table([]) == "no model set was deployed"
+
+
 def test_read_events_ignores_partial_line(tmp_path: Path):
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps({"event": "start"}) + '\n{"event": "sto', "utf-8")
