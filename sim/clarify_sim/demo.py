@@ -79,7 +79,7 @@ class DemoSettings:
     pool_factor: int = 10
     #: Seconds a query stays open. The operator leaves queries from before the newest
     #: deployment to expire, and they count against `max_open_queries` until then.
-    query_lifetime_s: float = 120.0
+    query_lifetime_s: float = 60.0
     #: Open queries at which the node stops selecting new rounds.
     max_open_queries: int = 20
     #: Extra `clarify train` arguments.
