@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -360,6 +361,21 @@ def build_cycles(
     return cycles
 
 
+def runner_versions(log_text: str) -> set[str]:
+    """Return the model set versions that the policy runner's log says it ran.
+
+    The runner logs ``policy runner started version="V"`` at start and ``switched to
+    the new model set version=V`` after a swap.
+    """
+    versions = set()
+    for line in log_text.splitlines():
+        if "policy runner started" in line or "switched to the new model set" in line:
+            match = re.search(r'\bversion="?([^"\s]+)"?', line)
+            if match:
+                versions.add(match.group(1))
+    return versions
+
+
 def format_table(cycles: Sequence[Cycle]) -> str:
     """Return the per-cycle table printed at the end of a run."""
     if not cycles:
@@ -625,19 +641,34 @@ class Demo:
             failure = "interrupted"
         finally:
             self.stop_all()
-        elapsed = time.monotonic() - started
-        print()
-        print(format_table(self.cycles()))
-        print(f"\nwall time: {elapsed:.0f} s; logs in {self.layout.logs}")
-        if status != 0:
-            print(f"\nerror: {failure}", file=sys.stderr)
-            names = [failed.name] if failed is not None else list(self.children)
-            for name in names:
-                print(
-                    f"\n--- last lines of {self.layout.log(name)} ---", file=sys.stderr
-                )
-                print(tail(self.layout.log(name)), file=sys.stderr)
+        self.report(time.monotonic() - started, status, failure, failed)
         return status
+
+    def report(
+        self, elapsed: float, status: int, failure: str, failed: Child | None
+    ) -> None:
+        """Print the per-cycle table, then on failure the error and the log tails."""
+        print()
+        cycles = self.cycles()
+        print(format_table(cycles))
+        runner_log = self.layout.log("runner")
+        ran: set[str] = set()
+        if runner_log.exists():
+            ran = runner_versions(runner_log.read_text("utf-8", "replace"))
+        for cycle in cycles:
+            if cycle.eval_episodes and cycle.version not in ran:
+                print(
+                    f"warning: {runner_log} does not show the runner running "
+                    f"{cycle.version}, so its evaluation may have used an older set"
+                )
+        print(f"\nwall time: {elapsed:.0f} s; logs in {self.layout.logs}")
+        if status == 0:
+            return
+        print(f"\nerror: {failure}", file=sys.stderr)
+        names = [failed.name] if failed is not None else list(self.children)
+        for name in names:
+            print(f"\n--- last lines of {self.layout.log(name)} ---", file=sys.stderr)
+            print(tail(self.layout.log(name)), file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -739,9 +770,15 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     return settings
 
 
+def _interrupt(signal_number: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal_number}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo command line; return the exit status."""
     args = build_parser().parse_args(argv)
+    # SIGTERM stops the processes cleanly, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

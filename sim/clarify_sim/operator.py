@@ -274,7 +274,10 @@ class Operator:
             topics.query, ros.PreferenceQuery, ros.latched_qos(256)
         )
         self.model_updates = self.participant.reader(
-            topics.model_update, ros.ModelUpdate, ros.latched_qos(8)
+            # Volatile matches both volatile and transient-local publishers.
+            topics.model_update,
+            ros.ModelUpdate,
+            ros.reliable_qos(8),
         )
         self.service = ros.ServiceClient(
             self.participant, topics.submit_answer, config.service_mapping

@@ -251,7 +251,10 @@ class Robot:
             topics.action, ros.Float32MultiArray, ros.reliable_qos(DEFAULT_ACTION_DEPTH)
         )
         self.model_updates = self.participant.reader(
-            topics.model_update, ros.ModelUpdate, ros.latched_qos(8)
+            # Volatile matches both volatile and transient-local publishers.
+            topics.model_update,
+            ros.ModelUpdate,
+            ros.reliable_qos(8),
         )
         self.action_waiter = self.participant.waiter(self.actions)
 

@@ -16,6 +16,7 @@ from clarify_sim.demo import (
     format_table,
     parameter_file,
     read_events,
+    runner_versions,
 )
 from clarify_sim.errors import InputError
 
@@ -130,3 +131,17 @@ def test_parameter_file_names_work_folder(tmp_path: Path):
 def test_settings_reject_bad_value(field, value, message):
     with pytest.raises(InputError, match=message):
         DemoSettings(**{field: value}).validate()
+
+
+def test_runner_versions_from_log():
+    log = "\n".join(
+        [
+            "2026-12-04T23:08:36Z  INFO clarify::runner::node: policy runner started "
+            'version="20261204-230454" rate_hz=200.0',
+            "2026-12-04T23:11:47Z  INFO clarify::runner::node: switched to the new "
+            "model set version=20261204-230838 previous=20261204-230454",
+            "2026-12-04T23:11:50Z  INFO clarify::runner::node: policy drives again",
+        ]
+    )
+    assert runner_versions(log) == {"20261204-230454", "20261204-230838"}
+    assert runner_versions("") == set()
