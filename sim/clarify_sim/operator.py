@@ -267,8 +267,9 @@ class Operator:
         self.stop = stop or StopFlag()
         topics = config.topics
         self.participant = ros.Participant(config.domain_id)
+        # Every step is needed for matching, so the robot waits rather than lose one.
         self.steps = self.participant.reader(
-            topics.true_rewards, ros.Transition, ros.reliable_qos(4096)
+            topics.true_rewards, ros.Transition, ros.lossless_qos()
         )
         self.queries = self.participant.reader(
             topics.query, ros.PreferenceQuery, ros.latched_qos(256)

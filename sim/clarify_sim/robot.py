@@ -234,7 +234,9 @@ class Robot:
         self.stop = stop or StopFlag()
         topics = config.topics
         self.participant = ros.Participant(config.domain_id)
-        depth = max(1000, config.episode_steps)
+        # Writes never block, and a reader may fall up to `depth` steps (20 episodes)
+        # behind before it loses a step.
+        depth = 20 * config.episode_steps
         self.transitions = self.participant.writer(
             topics.transitions, ros.Transition, ros.reliable_qos(depth)
         )

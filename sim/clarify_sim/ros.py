@@ -278,6 +278,16 @@ def reliable_qos(depth: int = DEFAULT_DEPTH) -> Qos:
     )
 
 
+def lossless_qos() -> Qos:
+    """Return a reliable, volatile, keep-all profile. A reader with it never drops an
+    unread sample, so a fast writer waits for it instead."""
+    return Qos(
+        Policy.Reliability.Reliable(duration(seconds=1)),
+        Policy.Durability.Volatile,
+        Policy.History.KeepAll,
+    )
+
+
 def latched_qos(depth: int = 1) -> Qos:
     """Return a reliable, transient-local profile: late readers receive its history."""
     return Qos(
