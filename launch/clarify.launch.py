@@ -32,7 +32,7 @@ def generate_launch_description():
             Node(
                 package="clarify",
                 executable="clarify",
-                name="clarify",
+                name="clarify_node",
                 namespace=namespace,
                 arguments=["node"],
                 parameters=[params_file],

@@ -19,6 +19,7 @@ pub mod infer;
 pub mod labels;
 pub mod learn;
 pub mod msg;
+pub mod node;
 pub mod onnx;
 pub mod params;
 pub mod recorder;

@@ -141,7 +141,7 @@ fn launch_file_is_valid_python_naming_both_nodes() -> Result<()> {
     let text = fs::read_to_string(&launch)?;
     for needle in [
         "generate_launch_description",
-        "name=\"clarify\"",
+        "name=\"clarify_node\"",
         "name=\"clarify_policy\"",
         "\"clarify.yaml\"",
     ] {
@@ -159,5 +159,17 @@ fn parameter_file_fills_the_policy_runner_settings() -> Result<()> {
     assert_eq!(config.models_dir, PathBuf::from("models"));
     assert_eq!(config.control_rate_hz, 50.0);
     assert_eq!(config.observation_qos.depth, 1);
+    Ok(())
+}
+
+#[test]
+fn parameter_file_fills_the_query_node_settings() -> Result<()> {
+    let path = root().join("launch/clarify.yaml");
+    let settings: clarify::node::NodeSettings = load_node_parameters(&path, "/", "clarify_node")?;
+
+    settings.validate()?;
+    assert_eq!(settings.store_path, PathBuf::from("clarify.sqlite"));
+    assert_eq!(settings.queries_per_round, 10);
+    assert_eq!(settings.topics.queries, "clarify/preference_query");
     Ok(())
 }

@@ -7,6 +7,7 @@ mod bench;
 mod bench_policy;
 mod dataset;
 mod import;
+mod node;
 mod policy;
 mod train;
 
@@ -53,6 +54,15 @@ enum Command {
     /// match an imported one (same SHA-256) is reported and not stored again.
     Import(import::ImportArgs),
 
+    /// Run the live query node on DDS until interrupted: record the robot, select and
+    /// publish preference queries, and store the operator's answers.
+    ///
+    /// Reads the node's `ros__parameters` from the parameter file (ROS 2 layout). Answers
+    /// arrive on the answer topic, through the SubmitAnswer service and from gamepad
+    /// buttons; each is committed to the segment store before it is acknowledged. The DDS
+    /// domain is ROS_DOMAIN_ID (default 0).
+    Node(Box<node::NodeArgs>),
+
     /// Run the policy on the robot and manage the model registry (install, activate,
     /// roll back).
     #[command(subcommand)]
@@ -97,6 +107,7 @@ pub fn run(args: Cli) -> anyhow::Result<()> {
     match args.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Import(args) => import::run(&args),
+        Command::Node(args) => node::run(&args),
         Command::Policy(command) => policy::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Train(args) => train::run(&args),
@@ -146,6 +157,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 .downcast_ref::<clarify::registry::RegistryError>()
                 .is_some_and(clarify::registry::RegistryError::is_invalid_input)
             || cause.is::<clarify::params::ParamsError>()
+            || cause
+                .downcast_ref::<clarify::node::NodeError>()
+                .is_some_and(clarify::node::NodeError::is_invalid_input)
             || cause
                 .downcast_ref::<BenchError>()
                 .is_some_and(BenchError::is_invalid_input)

@@ -65,15 +65,15 @@ pub struct RunArgs {
 
 /// The settings that ROS 2 arguments can carry.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct RosArgs {
-    node_name: Option<String>,
-    namespace: Option<String>,
-    params_file: Option<PathBuf>,
+pub(super) struct RosArgs {
+    pub(super) node_name: Option<String>,
+    pub(super) namespace: Option<String>,
+    pub(super) params_file: Option<PathBuf>,
 }
 
 /// Reads `-r __node:=NAME`, `-r __ns:=NS` and `--params-file FILE`; other ROS 2 arguments
 /// (remappings of topics, `-p` parameters, log levels) are ignored with a warning.
-fn parse_ros_args(args: &[String]) -> anyhow::Result<RosArgs> {
+pub(super) fn parse_ros_args(args: &[String]) -> anyhow::Result<RosArgs> {
     let mut parsed = RosArgs::default();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -185,6 +185,16 @@ fn print_registry(registry: &Registry) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the DDS domain id from ROS_DOMAIN_ID; 0 when it is unset or empty.
+pub(super) fn domain_id_from_env() -> anyhow::Result<u16> {
+    match std::env::var("ROS_DOMAIN_ID") {
+        Ok(text) if !text.is_empty() => text
+            .parse()
+            .with_context(|| format!("ROS_DOMAIN_ID is {text:?}, expected an integer 0 to 232")),
+        _ => Ok(0),
+    }
+}
+
 fn run_node(args: &RunArgs) -> anyhow::Result<()> {
     let ros = parse_ros_args(args.ros_args.as_deref().unwrap_or_default())?;
     let node_name = ros.node_name.unwrap_or_else(|| args.node_name.clone());
@@ -198,12 +208,7 @@ fn run_node(args: &RunArgs) -> anyhow::Result<()> {
         None => RunnerConfig::default(),
     };
     config.validate()?;
-    let domain_id = match std::env::var("ROS_DOMAIN_ID") {
-        Ok(text) if !text.is_empty() => text
-            .parse()
-            .with_context(|| format!("ROS_DOMAIN_ID is {text:?}, expected an integer 0 to 232"))?,
-        _ => 0,
-    };
+    let domain_id = domain_id_from_env()?;
     let runtime = Runtime::new(config.infer.clone())?;
     let mut node = DdsNode::new(NodeConfig {
         name: node_name,

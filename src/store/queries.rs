@@ -226,6 +226,36 @@ impl Store {
         Ok(())
     }
 
+    /// Sets or clears (`None`) the expiry time of a stored query, in Unix seconds.
+    pub fn set_query_expiry(
+        &mut self,
+        id: QueryId,
+        expires_at_unix_secs: Option<f64>,
+    ) -> Result<(), StoreError> {
+        if let Some(expires) = expires_at_unix_secs {
+            check_number("expires_at_unix_secs", expires, false)?;
+        }
+        let changed = self
+            .connection
+            .execute(
+                "UPDATE queries SET expires_at_unix_secs = ?1 WHERE id = ?2",
+                params![expires_at_unix_secs, id.get()],
+            )
+            .during("set a query's expiry time")?;
+        if changed == 0 {
+            return Err(StoreError::QueryNotFound(id));
+        }
+        Ok(())
+    }
+
+    /// Returns the connection's `PRAGMA synchronous` level: 2 is FULL, the level at which a
+    /// commit is on disk when it returns.
+    pub fn synchronous_level(&self) -> Result<i64, StoreError> {
+        self.connection
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .during("read PRAGMA synchronous")
+    }
+
     /// Returns a stored query.
     pub fn query(&self, id: QueryId) -> Result<Query, StoreError> {
         self.connection

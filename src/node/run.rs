@@ -1,0 +1,318 @@
+//! The node's main loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::NodeError;
+use super::answers::{AnswerCounters, AnswerDesk, AnswerListener, AnswerSource};
+use super::config::NodeSettings;
+use super::joy::JoyMapper;
+use super::query_message::{ChannelInfo, query_message};
+use super::selection::RoundPlanner;
+use crate::msg::{
+    Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer, SubmitAnswerRequest,
+    SubmitAnswerResponse, Time,
+};
+use crate::recorder::{CounterSnapshot, LiveRecorder};
+use crate::store::{DatasetId, Query, QueryId, Store, unix_secs_now};
+use crate::transport::{Publish, QosConfig, Subscribe, Transport};
+
+/// Longest wait for an answer message before the loop does its other work.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Interval between two reads of the registry's active version.
+const MODEL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counts of a finished run.
+#[derive(Clone, Debug)]
+pub struct NodeSummary {
+    /// Answers stored and rejected.
+    pub answers: AnswerCounters,
+    /// Queries selected and stored by this run.
+    pub queries_selected: u64,
+    /// Queries that expired unanswered while this run was up.
+    pub queries_expired: u64,
+    /// The dataset of this run's recording.
+    pub recording: DatasetId,
+    /// The recorder's final counts.
+    pub recorder: CounterSnapshot,
+}
+
+/// Locks the desk. A panic while holding the lock cannot leave a half-written answer,
+/// because each answer is one store transaction, so a poisoned lock is still usable.
+fn lock(desk: &Mutex<AnswerDesk>) -> MutexGuard<'_, AnswerDesk> {
+    desk.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs the node on `transport` until `stop` is set, then stops the recorder and returns
+/// the counts. `listener` hears of each committed answer.
+pub fn run<T: Transport + 'static>(
+    transport: &mut T,
+    settings: &NodeSettings,
+    listener: Option<Arc<dyn AnswerListener>>,
+    stop: &AtomicBool,
+) -> Result<NodeSummary, NodeError> {
+    settings.validate()?;
+    let path = &settings.store_path;
+    let mut desk = AnswerDesk::open(path)?;
+    if let Some(listener) = listener {
+        desk.set_listener(listener);
+    }
+    info!(
+        store = %path.display(),
+        synchronous = desk.store().synchronous_level()?,
+        "store opened for answers"
+    );
+    let desk = Arc::new(Mutex::new(desk));
+    let mut store = Store::open(path)?;
+
+    let recorder = LiveRecorder::start(transport, &settings.recorder, Store::open(path)?)?;
+    let dataset = match settings.select_dataset.as_str() {
+        "" => recorder.dataset(),
+        name => crate::train::choose_dataset(&store, Some(name))?.id,
+    };
+    let topics = &settings.topics;
+    let queries =
+        transport.create_publisher::<PreferenceQuery>(&topics.queries, &settings.query_qos)?;
+    let answers =
+        transport.create_subscription::<PreferenceAnswer>(&topics.answers, &settings.answer_qos)?;
+    let joy = if settings.joy.topic.is_empty() {
+        None
+    } else {
+        Some(transport.create_subscription::<Joy>(&settings.joy.topic, &QosConfig::default())?)
+    };
+    let service_desk = Arc::clone(&desk);
+    let _service = transport.create_service_server::<SubmitAnswer, _>(
+        &topics.submit_answer,
+        move |request: SubmitAnswerRequest| {
+            let result =
+                lock(&service_desk).submit(&request.answer, AnswerSource::Service, unix_secs_now());
+            match result {
+                Ok(_) => SubmitAnswerResponse {
+                    accepted: true,
+                    message: String::new(),
+                },
+                Err(rejection) => SubmitAnswerResponse {
+                    accepted: false,
+                    message: rejection.to_string(),
+                },
+            }
+        },
+    )?;
+    info!(
+        queries = %queries.topic(),
+        answers = %answers.topic(),
+        service = %topics.submit_answer,
+        selection_dataset = dataset.get(),
+        "node started"
+    );
+
+    let mut state = LoopState {
+        planner: RoundPlanner::new(settings)?,
+        channels: ChannelInfo::of_recorder(&settings.recorder),
+        joy_mapper: JoyMapper::new(&settings.joy),
+        published: BTreeMap::new(),
+        unpublishable: BTreeSet::new(),
+        last_attempt: None,
+        last_republish: None,
+        last_model_check: None,
+        queries_selected: 0,
+        queries_expired: 0,
+    };
+    let republish_period = Duration::from_secs_f64(settings.republish_period_secs);
+    while !stop.load(Ordering::Relaxed) {
+        let mut arrived: Vec<PreferenceAnswer> = answers.recv_timeout(TICK)?.into_iter().collect();
+        while let Some(answer) = answers.try_recv()? {
+            arrived.push(answer);
+        }
+        let now = unix_secs_now();
+        for answer in &arrived {
+            // A rejection is logged and counted by the desk; a topic has no reply.
+            let _ = lock(&desk).submit(answer, AnswerSource::Topic, now);
+        }
+        if let Some(joy) = &joy {
+            while let Some(message) = joy.try_recv()? {
+                state.joy_answers(&desk, &message, settings, now)?;
+            }
+        }
+
+        if state
+            .last_model_check
+            .is_none_or(|at: Instant| at.elapsed() >= MODEL_CHECK_INTERVAL)
+        {
+            state.planner.refresh_models();
+            state.last_model_check = Some(Instant::now());
+        }
+
+        let open = store.unanswered_queries(now)?;
+        state.forget_closed(&store, &open)?;
+        if open.len() < settings.max_open_queries {
+            let room = settings.max_open_queries - open.len();
+            for query in state.select(&mut store, dataset, open.len(), room, now) {
+                state.publish_new(&store, &queries, &query);
+            }
+        }
+        for query in &open {
+            if !state.published.contains_key(&query.id) && !state.unpublishable.contains(&query.id)
+            {
+                state.publish_new(&store, &queries, query);
+            }
+        }
+        if state
+            .last_republish
+            .is_none_or(|at: Instant| at.elapsed() >= republish_period)
+        {
+            for message in state.published.values() {
+                if let Err(error) = queries.publish(message.clone()) {
+                    warn!(query = message.query_id, %error, "failed to republish a query");
+                }
+            }
+            state.last_republish = Some(Instant::now());
+        }
+    }
+
+    info!("node stopping");
+    let answers_counted = lock(&desk).counters();
+    let recording = recorder.stop()?;
+    Ok(NodeSummary {
+        answers: answers_counted,
+        queries_selected: state.queries_selected,
+        queries_expired: state.queries_expired,
+        recording: recording.dataset,
+        recorder: recording.counters,
+    })
+}
+
+/// What the main loop keeps between ticks.
+struct LoopState {
+    planner: RoundPlanner,
+    channels: ChannelInfo,
+    joy_mapper: JoyMapper,
+    /// Messages of the open queries, published at least once.
+    published: BTreeMap<QueryId, PreferenceQuery>,
+    /// Open queries whose message could not be built; they are not tried again.
+    unpublishable: BTreeSet<QueryId>,
+    /// Episode count, open query count and encoder version at the last selection that
+    /// found no queries; no new attempt is made until one of them changes.
+    last_attempt: Option<(usize, usize, Option<String>)>,
+    last_republish: Option<Instant>,
+    last_model_check: Option<Instant>,
+    queries_selected: u64,
+    queries_expired: u64,
+}
+
+impl LoopState {
+    /// Answers the oldest open query for each button press in `message`.
+    fn joy_answers(
+        &mut self,
+        desk: &Mutex<AnswerDesk>,
+        message: &Joy,
+        settings: &NodeSettings,
+        now: f64,
+    ) -> Result<(), NodeError> {
+        for answer in self.joy_mapper.update(&message.buttons) {
+            let mut desk = lock(desk);
+            let Some(oldest) = desk.open_queries(now)?.into_iter().next() else {
+                info!(%answer, "gamepad answer ignored: no query is open");
+                continue;
+            };
+            let shown = (now - oldest.query.created_at_unix_secs).max(0.0);
+            let message = PreferenceAnswer {
+                stamp: Time::from_unix_secs(now),
+                query_id: oldest.id.get(),
+                answer: PreferenceAnswer::code(answer),
+                operator_id: settings.joy.operator_id.clone(),
+                response_time_sec: shown as f32,
+            };
+            // A rejection is logged and counted by the desk.
+            let _ = desk.submit(&message, AnswerSource::Joy, now);
+        }
+        Ok(())
+    }
+
+    /// Drops the messages of queries that are no longer open and counts the expired ones.
+    fn forget_closed(&mut self, store: &Store, open: &[Query]) -> Result<(), NodeError> {
+        let open_ids: BTreeSet<QueryId> = open.iter().map(|query| query.id).collect();
+        let closed: Vec<QueryId> = self
+            .published
+            .keys()
+            .filter(|id| !open_ids.contains(id))
+            .copied()
+            .collect();
+        for id in closed {
+            self.published.remove(&id);
+            if store.answer(id)?.is_none() {
+                self.queries_expired += 1;
+                info!(query = id.get(), "query expired unanswered");
+            } else {
+                debug!(query = id.get(), "query answered");
+            }
+        }
+        Ok(())
+    }
+
+    /// Selects a round when the selection inputs changed since the last empty attempt.
+    /// Failures are logged, and the node goes on with the open queries.
+    fn select(
+        &mut self,
+        store: &mut Store,
+        dataset: DatasetId,
+        open: usize,
+        room: usize,
+        now: f64,
+    ) -> Vec<Query> {
+        let episodes = match store.episodes(dataset) {
+            Ok(episodes) => episodes.len(),
+            Err(error) => {
+                warn!(dataset = dataset.get(), %error, "cannot read the selection dataset");
+                return Vec::new();
+            }
+        };
+        let key = (
+            episodes,
+            open,
+            self.planner.encoder_version().map(str::to_owned),
+        );
+        if self.last_attempt.as_ref() == Some(&key) {
+            return Vec::new();
+        }
+        match self.planner.select_round(store, dataset, room, now) {
+            Ok(queries) => {
+                self.last_attempt = queries.is_empty().then_some(key);
+                self.queries_selected += queries.len() as u64;
+                queries
+            }
+            Err(error) => {
+                warn!(dataset = dataset.get(), %error, "query selection failed");
+                self.last_attempt = Some(key);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Builds and publishes the message of a query that has not been published yet.
+    fn publish_new<P: Publish<PreferenceQuery>>(
+        &mut self,
+        store: &Store,
+        publisher: &P,
+        query: &Query,
+    ) {
+        let message = match query_message(store, query, &self.channels) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(query = query.id.get(), %error, "cannot build the query message; it is not published");
+                self.unpublishable.insert(query.id);
+                return;
+            }
+        };
+        if let Err(error) = publisher.publish(message.clone()) {
+            warn!(query = query.id.get(), %error, "failed to publish a query");
+        }
+        debug!(query = query.id.get(), "query published");
+        self.published.insert(query.id, message);
+    }
+}
