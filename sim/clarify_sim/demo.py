@@ -8,7 +8,8 @@
 - `clarify policy run`, which drives the robot's evaluation episodes with the active
   set. It starts once the node has deployed the first set, because it needs one to load;
 - the simulated operator (`clarify-sim operator`), which answers the queries with the
-  ε-skip teacher from the robot's true rewards.
+  ε-skip teacher from the robot's true rewards. It starts once the robot has collected
+  its episodes, so the first training sees all of them.
 
 The demo runs until `cycles` retrain-and-redeploy cycles have been evaluated. Then it
 prints one table row per cycle and stops every process. It must itself run inside a
@@ -561,6 +562,13 @@ class Demo:
             ],
         )
 
+    def collection_finished(self) -> bool:
+        """Return whether the robot is done collecting (true without a limit)."""
+        if self.settings.collect_episodes == 0:
+            return True
+        events = read_events(self.layout.events("robot"))
+        return any(event["event"] == "collection_done" for event in events)
+
     def failed_child(self) -> Child | None:
         """Return a process that exited, if any."""
         for child in self.children.values():
@@ -601,7 +609,6 @@ class Demo:
         print(f"demo work folder: {self.layout.root}", flush=True)
         self.start_node()
         self.start_robot()
-        self.start_operator()
         reported = 0
         status = 1
         failure = ""
@@ -615,6 +622,8 @@ class Demo:
                         f"{failed.name} exited with status {failed.process.returncode}"
                     )
                     break
+                if "operator" not in self.children and self.collection_finished():
+                    self.start_operator()
                 current = self.layout.models / "current"
                 if "runner" not in self.children and current.exists():
                     self.start_runner()
