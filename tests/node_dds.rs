@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clarify::Answer;
 use clarify::msg::{
-    Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer, SubmitAnswerRequest, SubmitAnswerResponse,
+    Header, Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer, SubmitAnswerRequest,
+    SubmitAnswerResponse, Time, Transition,
 };
 use clarify::node::{self, JoyButtons, NodeSettings};
 use clarify::recorder::{RecorderConfig, TransitionSource};
@@ -305,4 +306,119 @@ fn answer_desk_connection_is_full_sync() -> Result<()> {
     // 2 is FULL: a commit is on disk when it returns.
     assert_eq!(desk.store().synchronous_level()?, 2);
     Ok(())
+}
+
+#[test]
+fn recorded_episodes_give_random_queries() -> Result<()> {
+    transport_netns::require_private_network();
+    const RECORDING_DOMAIN: u16 = 74;
+    let folder = tempfile::tempdir()?;
+    let settings = NodeSettings {
+        store_path: folder.path().join("store.sqlite"),
+        models_dir: folder.path().join("models"),
+        recorder: RecorderConfig {
+            transition: Some(TransitionSource {
+                topic: "transition".to_owned(),
+                observation_size: OBSERVATION_DIM,
+                action_size: ACTION_DIM,
+            }),
+            ..RecorderConfig::default()
+        },
+        segment_length: SEGMENT,
+        queries_per_round: 3,
+        max_open_queries: 3,
+        ..NodeSettings::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let node_stop = Arc::clone(&stop);
+    let node_settings = settings.clone();
+    let node_thread = thread::spawn(move || -> Result<node::NodeSummary> {
+        let mut transport = DdsNode::new(NodeConfig {
+            name: "clarify_node".into(),
+            namespace: "/".into(),
+            domain_id: RECORDING_DOMAIN,
+        })?;
+        Ok(node::run(&mut transport, &node_settings, None, &node_stop)?)
+    });
+
+    let result = record_and_collect(&settings, RECORDING_DOMAIN);
+    stop.store(true, Ordering::SeqCst);
+    let summary = node_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the node thread panicked"))??;
+    let seen = result?;
+
+    assert_eq!(summary.queries_selected, 3, "{summary:?}");
+    assert_eq!(summary.recorder.episodes_written, 2, "{summary:?}");
+    let store = Store::open(&settings.store_path)?;
+    let episodes = store.episodes(summary.recording)?;
+    assert_eq!(episodes.len(), 2);
+    for message in seen.values() {
+        message.check_shape()?;
+        assert_eq!(message.selector, "random");
+        assert_eq!(message.left.length_steps, SEGMENT as u32);
+        assert_eq!(
+            message.step_period_sec, 0.0,
+            "Transition steps have no fixed period"
+        );
+        assert!(message.observation_names.is_empty(), "{message:?}");
+        for side in [message.left, message.right] {
+            assert!(
+                episodes.iter().any(|e| e.id.get() == side.episode_id),
+                "{side:?} is not in the recording"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Publishes two 20-step episodes on the Transition topic and returns the queries the node
+/// publishes on them.
+fn record_and_collect(
+    settings: &NodeSettings,
+    domain: u16,
+) -> Result<BTreeMap<i64, PreferenceQuery>> {
+    let mut node = DdsNode::new(NodeConfig {
+        name: "robot".into(),
+        namespace: "/".into(),
+        domain_id: domain,
+    })?;
+    let transitions = node.create_publisher::<Transition>("transition", &QosConfig::default())?;
+    let queries =
+        node.create_subscription::<PreferenceQuery>(&settings.topics.queries, &settings.query_qos)?;
+    let deadline = Instant::now() + TIMEOUT;
+    while node.subscription_count("transition")? < 1 {
+        if Instant::now() > deadline {
+            bail!("the recorder's subscription was not discovered");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    for episode in 0..2_u64 {
+        for step in 0..20_u32 {
+            let value = step as f32;
+            transitions.publish(Transition {
+                header: Header {
+                    stamp: Time::now(),
+                    frame_id: String::new(),
+                },
+                episode_id: episode,
+                step,
+                observation: vec![value; OBSERVATION_DIM],
+                action: vec![-value; ACTION_DIM],
+                terminated: step == 19,
+                ..Transition::default()
+            })?;
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let mut seen = BTreeMap::new();
+    while seen.len() < 3 {
+        if Instant::now() > deadline {
+            bail!("queries seen so far: {:?}", seen.keys().collect::<Vec<_>>());
+        }
+        if let Some(message) = queries.recv_timeout(Duration::from_millis(100))? {
+            seen.insert(message.query_id, message);
+        }
+    }
+    Ok(seen)
 }

@@ -45,7 +45,8 @@ impl fmt::Display for AnswerSource {
     }
 }
 
-/// Why an answer was not stored. The text is the message of a rejected SubmitAnswer call.
+/// Reason an answer was not stored. The text is the message of a rejected SubmitAnswer
+/// call.
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum Rejection {
     /// The answer field holds none of the answer constants.

@@ -206,17 +206,26 @@ impl Default for NodeSettings {
     }
 }
 
+/// Returns the error for parameter `field` with the rejected `value`.
+fn invalid(field: &str, value: String, expected: &str) -> Result<(), NodeError> {
+    Err(NodeError::Config {
+        field: field.to_owned(),
+        value,
+        expected: expected.to_owned(),
+    })
+}
+
 impl NodeSettings {
     /// Checks the settings that serde cannot, naming the first invalid value and what is
     /// expected.
     pub fn validate(&self) -> Result<(), NodeError> {
-        let invalid = |field: &str, value: String, expected: &str| {
-            Err(NodeError::Config {
-                field: field.to_owned(),
-                value,
-                expected: expected.to_owned(),
-            })
-        };
+        self.validate_values()?;
+        self.validate_names()?;
+        self.validate_nested()
+    }
+
+    /// Checks paths, counts, periods and the retraining numbers.
+    fn validate_values(&self) -> Result<(), NodeError> {
         for (field, path) in [
             ("store_path", &self.store_path),
             ("models_dir", &self.models_dir),
@@ -261,6 +270,11 @@ impl NodeSettings {
                 "a niceness from 0 to 19",
             );
         }
+        Ok(())
+    }
+
+    /// Checks that the gamepad buttons are distinct and that no name is empty.
+    fn validate_names(&self) -> Result<(), NodeError> {
         let buttons = [
             ("joy.left", self.joy.left),
             ("joy.right", self.joy.right),
@@ -291,6 +305,11 @@ impl NodeSettings {
                 return invalid(field, "\"\"".to_owned(), "a topic or service name");
             }
         }
+        Ok(())
+    }
+
+    /// Checks the recorder, selector, QoS and ONNX Runtime settings.
+    fn validate_nested(&self) -> Result<(), NodeError> {
         self.recorder.plan().map_err(|error| match error {
             RecorderError::Config {
                 field,

@@ -52,7 +52,7 @@ pub enum NodeError {
         field: String,
         /// The rejected value.
         value: String,
-        /// What is accepted.
+        /// Accepted values.
         expected: String,
     },
     #[error(transparent)]

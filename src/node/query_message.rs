@@ -14,21 +14,25 @@ pub struct ChannelInfo {
     pub observation_names: Vec<String>,
     /// One name per action channel, or empty.
     pub action_names: Vec<String>,
-    /// Seconds between two recorded steps.
+    /// Seconds between two recorded steps, or 0 when unknown.
     pub step_period_secs: f32,
 }
 
 impl ChannelInfo {
     /// Derives the channel names from the recorder's sources: `joint/position` for joint
     /// states, `topic/linear.x` for twists, `topic/position.x` for odometry and `topic[i]` for
-    /// arrays. A Transition source has no names.
+    /// arrays. A Transition source has no names and an unknown step period, because its
+    /// steps come at the publisher's rate.
     pub fn of_recorder(config: &RecorderConfig) -> Self {
         let names =
             |sources: &[Source]| -> Vec<String> { sources.iter().flat_map(source_names).collect() };
         Self {
             observation_names: names(&config.observation),
             action_names: names(&config.action),
-            step_period_secs: (1.0 / config.control_rate_hz) as f32,
+            step_period_secs: match config.transition {
+                Some(_) => 0.0,
+                None => (1.0 / config.control_rate_hz) as f32,
+            },
         }
     }
 }
@@ -84,9 +88,9 @@ fn source_names(source: &Source) -> Vec<String> {
 
 /// Builds the message of a stored query.
 ///
-/// `channels` supplies names and the step period when the query's dataset is a live
-/// recording (its source path starts with `ros2:`) of matching dimensions; other datasets
-/// get no names and a step period of 0 (unknown).
+/// `channels` supplies the step period when the query's dataset is a live recording (its
+/// source path starts with `ros2:`), and the names when their counts also match the
+/// dataset's dimensions. Other datasets get no names and a step period of 0 (unknown).
 pub fn query_message(
     store: &Store,
     query: &Query,
@@ -101,17 +105,22 @@ pub fn query_message(
         .meta
         .source_path
         .to_string_lossy()
-        .starts_with("ros2:")
+        .starts_with("ros2:");
+    let named = recorded
         && channels.observation_names.len() == dataset.observation_dim
         && channels.action_names.len() == dataset.action_dim;
-    let (observation_names, action_names, step_period_sec) = if recorded {
+    let (observation_names, action_names) = if named {
         (
             channels.observation_names.clone(),
             channels.action_names.clone(),
-            channels.step_period_secs,
         )
     } else {
-        (Vec::new(), Vec::new(), 0.0)
+        (Vec::new(), Vec::new())
+    };
+    let step_period_sec = if recorded {
+        channels.step_period_secs
+    } else {
+        0.0
     };
 
     Ok(PreferenceQuery {

@@ -187,7 +187,7 @@ pub fn run<T: Transport + 'static>(
     })
 }
 
-/// What the main loop keeps between ticks.
+/// State of the main loop between ticks.
 struct LoopState {
     planner: RoundPlanner,
     channels: ChannelInfo,
@@ -197,7 +197,7 @@ struct LoopState {
     /// Open queries whose message could not be built; they are not tried again.
     unpublishable: BTreeSet<QueryId>,
     /// Episode count, open query count and encoder version at the last selection that
-    /// found no queries; no new attempt is made until one of them changes.
+    /// found no queries. No new attempt is made until one of them changes.
     last_attempt: Option<(usize, usize, Option<String>)>,
     last_republish: Option<Instant>,
     last_model_check: Option<Instant>,

@@ -9,7 +9,7 @@ use super::NodeError;
 use super::config::NodeSettings;
 use crate::dataset::Episode;
 use crate::infer::Runtime;
-use crate::learn::encoder::{EncoderConfig, EncoderError, OnnxEncoder};
+use crate::learn::encoder::{EncoderConfig, OnnxEncoder};
 use crate::registry::{ModelSet, Registry};
 use crate::select::{
     DatasetSegment, Embedder, OnnxRewardScorer, QuerySelector, RoundModels, SelectConfig,
@@ -280,14 +280,14 @@ fn stored_episodes(store: &Store, dataset: DatasetId) -> Result<Vec<Episode>, No
 
 /// An encoder with a cache of embeddings by episode, first step, length and encoder
 /// version, so that each segment is embedded once per encoder version.
-struct CachedEmbedder<'a, 'd> {
-    inner: OnnxEncoder<'d>,
+struct CachedEmbedder<'a, E> {
+    inner: E,
     version: &'a str,
     episode_ids: &'a [EpisodeId],
     cache: &'a mut HashMap<EmbeddingKey, Vec<f32>>,
 }
 
-impl CachedEmbedder<'_, '_> {
+impl<E> CachedEmbedder<'_, E> {
     fn key(&self, segment: &DatasetSegment) -> EmbeddingKey {
         // The selector draws segments of its own episodes, which `select_and_store_round`
         // checked against the stored episodes that `episode_ids` lists.
@@ -300,10 +300,10 @@ impl CachedEmbedder<'_, '_> {
     }
 }
 
-impl Embedder for CachedEmbedder<'_, '_> {
-    type Error = EncoderError;
+impl<E: Embedder> Embedder for CachedEmbedder<'_, E> {
+    type Error = E::Error;
 
-    fn embed(&mut self, segments: &[DatasetSegment]) -> Result<Vec<Vec<f32>>, EncoderError> {
+    fn embed(&mut self, segments: &[DatasetSegment]) -> Result<Vec<Vec<f32>>, E::Error> {
         let mut missing = Vec::new();
         let mut missing_keys = Vec::new();
         let mut queued = HashSet::new();
@@ -330,5 +330,71 @@ impl Embedder for CachedEmbedder<'_, '_> {
                     .unwrap_or_default()
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+
+    /// Embeds a segment as `[episode, start]` and records every segment it was given.
+    #[derive(Default)]
+    struct CountingEmbedder {
+        embedded: Vec<DatasetSegment>,
+    }
+
+    impl Embedder for CountingEmbedder {
+        type Error = Infallible;
+
+        fn embed(&mut self, segments: &[DatasetSegment]) -> Result<Vec<Vec<f32>>, Infallible> {
+            self.embedded.extend_from_slice(segments);
+            Ok(segments
+                .iter()
+                .map(|s| vec![s.episode as f32, s.start as f32])
+                .collect())
+        }
+    }
+
+    fn segment(episode: usize, start: usize) -> DatasetSegment {
+        DatasetSegment {
+            episode,
+            start,
+            length: 5,
+        }
+    }
+
+    #[test]
+    fn cache_embeds_each_segment_once_per_version() {
+        let episode_ids = [EpisodeId(10), EpisodeId(11)];
+        let mut cache = HashMap::new();
+        let mut first = CachedEmbedder {
+            inner: CountingEmbedder::default(),
+            version: "v1",
+            episode_ids: &episode_ids,
+            cache: &mut cache,
+        };
+        let batch = [segment(0, 0), segment(1, 3), segment(0, 0)];
+        let embeddings = first.embed(&batch).expect("embed");
+        assert_eq!(embeddings, [vec![0.0, 0.0], vec![1.0, 3.0], vec![0.0, 0.0]]);
+        assert_eq!(first.inner.embedded, [segment(0, 0), segment(1, 3)]);
+
+        // Later calls embed only the new segments.
+        let embeddings = first.embed(&[segment(1, 3), segment(1, 4)]).expect("embed");
+        assert_eq!(embeddings, [vec![1.0, 3.0], vec![1.0, 4.0]]);
+        assert_eq!(first.inner.embedded.len(), 3);
+
+        // A new encoder version embeds again.
+        let mut second = CachedEmbedder {
+            inner: CountingEmbedder::default(),
+            version: "v2",
+            episode_ids: &episode_ids,
+            cache: &mut cache,
+        };
+        second.embed(&[segment(0, 0)]).expect("embed");
+        assert_eq!(second.inner.embedded, [segment(0, 0)]);
+        assert_eq!(cache.len(), 4);
+        assert!(cache.contains_key(&(EpisodeId(11), 4, 5, "v1".to_owned())));
     }
 }
