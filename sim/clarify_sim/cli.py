@@ -521,6 +521,11 @@ def _add_operator(commands) -> None:
         default=topics.model_update,
         help="clarify_msgs/ModelUpdate topic",
     )
+    group.add_argument(
+        "--training-status-topic",
+        default=topics.training_status,
+        help="clarify_msgs/TrainingStatus topic",
+    )
     parser.set_defaults(handler=_run_operator)
 
 
@@ -687,6 +692,7 @@ def _run_operator(args: argparse.Namespace) -> None:
             submit_answer=args.submit_answer_service,
             true_rewards=args.true_rewards_topic,
             model_update=args.model_update_topic,
+            training_status=args.training_status_topic,
         ),
     )
     config.validate()

@@ -210,6 +210,7 @@ TOPICS = {
     "queries": "clarify/preference_query",
     "submit_answer": "clarify/submit_answer",
     "model_update": "clarify/model_update",
+    "training_status": "clarify/training_status",
     "observation": "demo/observation",
     "action": "demo/action",
     "evaluation": "demo/evaluation",
@@ -238,6 +239,7 @@ def node_parameters(settings: DemoSettings, layout: Layout) -> dict[str, Any]:
             "queries": TOPICS["queries"],
             "submit_answer": TOPICS["submit_answer"],
             "model_update": TOPICS["model_update"],
+            "training_status": TOPICS["training_status"],
         },
         "infer": {"execution_providers": ["cpu"], "intra_op_threads": 1},
         "retrain": {
@@ -557,6 +559,8 @@ class Demo:
                 TOPICS["true_rewards"],
                 "--model-update-topic",
                 TOPICS["model_update"],
+                "--training-status-topic",
+                TOPICS["training_status"],
                 "--events",
                 str(self.layout.events("operator")),
             ],
@@ -669,6 +673,12 @@ class Demo:
                 print(
                     f"warning: {runner_log} does not show the runner running "
                     f"{cycle.version}, so its evaluation may have used an older set"
+                )
+        for event in read_events(self.layout.events("operator")):
+            if event["event"] == "training_failed":
+                print(
+                    f"training run {event['run_id']} failed or its set was rejected: "
+                    f"{event['message']}"
                 )
         print(f"\nwall time: {elapsed:.0f} s; logs in {self.layout.logs}")
         if status == 0:

@@ -197,6 +197,8 @@ class OperatorTopics:
     true_rewards: str = "demo/true_rewards"
     #: clarify_msgs/ModelUpdate announcements of the node.
     model_update: str = "model_update"
+    #: clarify_msgs/TrainingStatus reports of the node.
+    training_status: str = "clarify/training_status"
 
 
 @dataclass(frozen=True)
@@ -212,9 +214,10 @@ class OperatorConfig:
     answer_delay_s: float = 0.0
     #: Accepted answers per deployed model set (0: no limit). After that many the
     #: operator waits for the next ModelUpdate, like an operator with a fixed query
-    #: budget per policy. With a budget, queries created before the newest
-    #: ModelUpdate are left to expire, so each budget goes to the queries that the
-    #: deployed set's selector chose.
+    #: budget per policy. A failed training run (TrainingStatus STATE_FAILED, which
+    #: includes a rejected set) opens a new budget for the same set. With a budget,
+    #: queries created before the newest ModelUpdate are left to expire, so each
+    #: budget goes to the queries that the deployed set's selector chose.
     answers_per_model: int = 0
     #: Seconds to wait for one SubmitAnswer response.
     service_timeout_s: float = 10.0
@@ -280,11 +283,14 @@ class Operator:
             ros.ModelUpdate,
             ros.reliable_qos(8),
         )
+        self.training = self.participant.reader(
+            topics.training_status, ros.TrainingStatus, ros.reliable_qos(8)
+        )
         self.service = ros.ServiceClient(
             self.participant, topics.submit_answer, config.service_mapping
         )
         self.waiter = self.participant.waiter(
-            self.steps, self.queries, self.model_updates
+            self.steps, self.queries, self.model_updates, self.training
         )
         self.index = StepIndex()
         self.pending: dict[int, PendingQuery] = {}
@@ -295,6 +301,8 @@ class Operator:
         self.answers = 0
         #: Accepted answers since the deployed version last changed.
         self.answers_for_model = 0
+        #: Run ids of the failed training runs seen.
+        self.failed_runs: set[int] = set()
 
     def run(self) -> None:
         """Answer queries until stopped."""
@@ -341,12 +349,34 @@ class Operator:
                 self.deployed_version = update.version
                 self.deployed_at = ros.time_seconds(update.stamp)
                 self.answers_for_model = 0
+        for status in ros.take_all(self.training):
+            self.note_training_status(status)
         now = time.monotonic()
         for query in ros.take_all(self.queries):
             query_id = int(query.query_id)
             if query_id in self.handled or query_id in self.pending:
                 continue
             self.pending[query_id] = PendingQuery(query=query, received=now)
+
+    def note_training_status(self, status: ros.TrainingStatus) -> None:
+        """Open a new answer budget when a training run failed or was rejected."""
+        run_id = int(status.run_id)
+        if status.state != ros.STATE_FAILED or run_id in self.failed_runs:
+            return
+        self.failed_runs.add(run_id)
+        logger.warning(
+            "training run %d failed (%s); answering again for %s",
+            run_id,
+            status.message,
+            self.deployed_version or "no model set",
+        )
+        self.events.write(
+            "training_failed",
+            run_id=run_id,
+            message=status.message,
+            deployed_version=self.deployed_version,
+        )
+        self.answers_for_model = 0
 
     def answer_pending(self) -> None:
         """Answer every pending query whose segments are known, oldest first."""

@@ -194,6 +194,25 @@ REASON_MANUAL = 3
 
 
 @dataclass
+class TrainingStatus(IdlStruct, typename="clarify_msgs::msg::dds_::TrainingStatus_"):
+    stamp: Time
+    run_id: int64
+    state: uint8
+    stage: str
+    stage_progress: float32
+    answers_used: uint32
+    elapsed_sec: float32
+    message: str
+
+
+#: Values of TrainingStatus.state.
+STATE_IDLE = 0
+STATE_RUNNING = 1
+STATE_SUCCEEDED = 2
+STATE_FAILED = 3
+
+
+@dataclass
 class SubmitAnswerRequest(
     IdlStruct, typename="clarify_msgs::srv::dds_::SubmitAnswer_Request_"
 ):

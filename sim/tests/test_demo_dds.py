@@ -338,3 +338,36 @@ def test_take_all_leaves_out_writer_departure():
     )
     time.sleep(0.2)
     assert ros.take_all(reader) == []
+
+
+def test_operator_budget_reopens_after_failed_run():
+    stream = io.StringIO()
+    operator = Operator(
+        OperatorConfig(answers_per_model=2, domain_id=DOMAIN_ID),
+        EventLog(stream),
+    )
+    operator.answers_for_model = 2
+    assert operator.budget_spent
+    status = ros.TrainingStatus(
+        stamp=ros.now(),
+        run_id=3,
+        state=ros.STATE_FAILED,
+        stage="validate",
+        stage_progress=0.0,
+        answers_used=2,
+        elapsed_sec=1.0,
+        message="model set rejected: reward accuracy fell",
+    )
+    operator.note_training_status(status)
+    assert not operator.budget_spent
+    operator.answers_for_model = 2
+    # The same run reported again opens no second budget.
+    operator.note_training_status(status)
+    assert operator.budget_spent
+    status.state = ros.STATE_SUCCEEDED
+    status.run_id = 4
+    operator.note_training_status(status)
+    assert operator.budget_spent
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["training_failed"]
+    assert events[0]["run_id"] == 3
