@@ -123,8 +123,10 @@ class DemoSettings:
                 raise InputError(f"invalid {name} {value}: use a value >= 0")
 
 
-#: Named settings: `cpu` finishes within 30 minutes on two cores, `paper` uses the
-#: CLARIFY paper's query budget and network sizes and takes hours to days there.
+#: Named settings. `cpu` is sized to finish within 30 minutes on two cores. `paper`
+#: uses `clarify train --preset paper`, 2,100 episodes (the size of the CLARIFY paper's
+#: dial-turn data) and 500 answers per cycle in rounds of 50, the budget of
+#: `clarify bench clarity`; it takes hours to days on two cores.
 PRESETS: dict[str, DemoSettings] = {
     "cpu": DemoSettings(),
     "paper": DemoSettings(
@@ -714,9 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="cpu",
-        help="cpu: sized to finish within 30 minutes on two cores; paper: the "
-        "CLARIFY paper's query budget and network sizes, hours to days on a CPU "
-        "(cpu)",
+        help="cpu: sized to finish within 30 minutes on two cores; paper: the paper "
+        "training preset, 2,100 episodes and 500 answers per cycle, hours to days "
+        "on a CPU (cpu)",
     )
     parser.add_argument(
         "--clarify",
