@@ -14,6 +14,8 @@ pub mod answer;
 pub mod bag;
 pub mod bench;
 pub mod dataset;
+pub mod deploy;
+pub mod diagnostics;
 pub mod fingerprint;
 pub mod infer;
 pub mod labels;

@@ -76,6 +76,15 @@ const STANDARD_DEFINITIONS: &[(&str, &str)] = &[
         "nav_msgs/msg/Odometry",
         "std_msgs/Header header\nstring child_frame_id\ngeometry_msgs/PoseWithCovariance pose\ngeometry_msgs/TwistWithCovariance twist\n",
     ),
+    ("diagnostic_msgs/msg/KeyValue", "string key\nstring value\n"),
+    (
+        "diagnostic_msgs/msg/DiagnosticStatus",
+        "byte OK=0\nbyte WARN=1\nbyte ERROR=2\nbyte STALE=3\nbyte level\nstring name\nstring message\nstring hardware_id\nKeyValue[] values\n",
+    ),
+    (
+        "diagnostic_msgs/msg/DiagnosticArray",
+        "std_msgs/Header header\nDiagnosticStatus[] status\n",
+    ),
 ];
 
 fn interface_dir(kind: &str) -> PathBuf {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clarify::Answer;
 use clarify::msg::{
-    Header, Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer, SubmitAnswerRequest,
-    SubmitAnswerResponse, Time, Transition,
+    DiagnosticArray, Header, Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer,
+    SubmitAnswerRequest, SubmitAnswerResponse, Time, Transition,
 };
 use clarify::node::{self, JoyButtons, NodeSettings};
 use clarify::recorder::{RecorderConfig, TransitionSource};
@@ -145,7 +145,12 @@ fn answers_over_dds_stored_or_rejected() -> Result<()> {
             namespace: "/".into(),
             domain_id: DOMAIN,
         })?;
-        Ok(node::run(&mut transport, &node_settings, None, &node_stop)?)
+        Ok(node::run(
+            &mut transport,
+            &node_settings,
+            "clarify_node",
+            &node_stop,
+        )?)
     });
 
     let result = exercise_node(&settings, &store, [first, second, expired]);
@@ -338,7 +343,12 @@ fn recorded_episodes_give_random_queries() -> Result<()> {
             namespace: "/".into(),
             domain_id: RECORDING_DOMAIN,
         })?;
-        Ok(node::run(&mut transport, &node_settings, None, &node_stop)?)
+        Ok(node::run(
+            &mut transport,
+            &node_settings,
+            "clarify_node",
+            &node_stop,
+        )?)
     });
 
     let result = record_and_collect(&settings, RECORDING_DOMAIN);
@@ -386,6 +396,10 @@ fn record_and_collect(
     let transitions = node.create_publisher::<Transition>("transition", &QosConfig::default())?;
     let queries =
         node.create_subscription::<PreferenceQuery>(&settings.topics.queries, &settings.query_qos)?;
+    let diagnostics = node.create_subscription::<DiagnosticArray>(
+        &settings.topics.diagnostics,
+        &QosConfig::default(),
+    )?;
     let deadline = Instant::now() + TIMEOUT;
     while node.subscription_count("transition")? < 1 {
         if Instant::now() > deadline {
@@ -419,6 +433,20 @@ fn record_and_collect(
         if let Some(message) = queries.recv_timeout(Duration::from_millis(100))? {
             seen.insert(message.query_id, message);
         }
+    }
+
+    // Diagnostics come once per second, one status per area, named after the node.
+    let report = loop {
+        if Instant::now() > deadline {
+            bail!("no diagnostics arrived");
+        }
+        if let Some(report) = diagnostics.recv_timeout(Duration::from_millis(100))? {
+            break report;
+        }
+    };
+    assert!(!report.status.is_empty(), "{report:?}");
+    for status in &report.status {
+        assert!(status.name.starts_with("clarify_node"), "{status:?}");
     }
     Ok(seen)
 }

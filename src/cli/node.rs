@@ -69,7 +69,8 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<()> {
         namespace,
         domain_id: domain_id_from_env()?,
     })?;
-    let summary = node::run(&mut transport, &settings, None, &stop)
+    let name = transport.fully_qualified_name();
+    let summary = node::run(&mut transport, &settings, &name, &stop)
         .context("the clarify node stopped with an error")?;
     let document = serde_json::json!({
         "answers_accepted": summary.answers.accepted,

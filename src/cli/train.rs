@@ -45,6 +45,12 @@ pub struct TrainArgs {
     #[arg(long)]
     activate: bool,
 
+    /// Install the new set without making it active, and reject --activate. The default
+    /// already leaves `current` alone. A supervising program passes this flag, so that
+    /// extra arguments cannot switch the active set before it has validated the new one.
+    #[arg(long, conflicts_with = "activate")]
+    no_activate: bool,
+
     /// Versions the registry keeps; older ones are removed, never the active or previous
     /// one.
     #[arg(long, value_name = "N", default_value_t = train::DEFAULT_KEEP, value_parser = parse_positive)]
@@ -125,7 +131,7 @@ fn settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
     settings.seed = args.seed;
     settings.dataset = args.dataset.clone();
     settings.version = args.version.clone();
-    settings.activate = args.activate;
+    settings.activate = args.activate && !args.no_activate;
     settings.keep = args.keep;
     settings.allow_dimension_change = args.allow_dimension_change;
     settings.min_clear_answers = args.min_clear_answers;

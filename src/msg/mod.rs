@@ -28,9 +28,9 @@ pub use clarify::{
     TrainingStatus, Transition, TriggerRetrain, TriggerRetrainRequest, TriggerRetrainResponse,
 };
 pub use standard::{
-    Covariance, Duration, Float32MultiArray, Header, JointState, Joy, MultiArrayDimension,
-    MultiArrayLayout, Odometry, Point, Pose, PoseWithCovariance, Quaternion, StringMessage, Time,
-    Twist, TwistWithCovariance, Vector3,
+    Byte, Covariance, DiagnosticArray, DiagnosticStatus, Duration, Float32MultiArray, Header,
+    JointState, Joy, KeyValue, MultiArrayDimension, MultiArrayLayout, Odometry, Point, Pose,
+    PoseWithCovariance, Quaternion, StringMessage, Time, Twist, TwistWithCovariance, Vector3,
 };
 
 /// Package of the project's own interfaces.
@@ -278,5 +278,8 @@ pub fn standard_descriptions() -> Vec<MessageDescription> {
         MessageDescription::of::<PoseWithCovariance>(),
         MessageDescription::of::<TwistWithCovariance>(),
         MessageDescription::of::<Odometry>(),
+        MessageDescription::of::<KeyValue>(),
+        MessageDescription::of::<DiagnosticStatus>(),
+        MessageDescription::of::<DiagnosticArray>(),
     ]
 }

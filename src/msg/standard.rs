@@ -1,6 +1,6 @@
 //! Standard ROS 2 messages (field layouts of ROS 2 Jazzy's builtin_interfaces, std_msgs,
-//! sensor_msgs, geometry_msgs and nav_msgs packages) that the recorder, the policy runner
-//! and the gamepad interface use.
+//! sensor_msgs, geometry_msgs, nav_msgs and diagnostic_msgs packages) that the recorder, the
+//! policy runner, the gamepad interface and the node's diagnostics use.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -328,6 +328,76 @@ impl<'de> Deserialize<'de> for Covariance {
         }
 
         deserializer.deserialize_tuple(36, CovarianceVisitor)
+    }
+}
+
+/// A ROS `byte` value (an octet), the type of `DiagnosticStatus.level`. It serializes as one
+/// unsigned byte, like `uint8`, but describes itself as `byte` so that field checks match
+/// the interface file.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Byte(pub u8);
+
+impl RosType for Byte {
+    fn ros_type() -> String {
+        "byte".to_owned()
+    }
+}
+
+impl fmt::Display for Byte {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+ros_message! {
+    /// One key and value of a diagnostic status.
+    #[derive(Default, Eq, Hash)]
+    pub struct KeyValue = "diagnostic_msgs" / "msg" / "KeyValue" {
+        /// Name of the value.
+        pub key: String,
+        /// The value, as text.
+        pub value: String,
+    }
+}
+
+ros_message! {
+    /// The state of one component or area of a robot system, as `/diagnostics` carries it.
+    #[derive(Default)]
+    pub struct DiagnosticStatus = "diagnostic_msgs" / "msg" / "DiagnosticStatus" {
+        /// One of the level constants.
+        pub level: Byte,
+        /// Name of the component, conventionally prefixed with the node name.
+        pub name: String,
+        /// Short summary of the state.
+        pub message: String,
+        /// Identifier of the hardware the component runs on; empty for software parts.
+        pub hardware_id: String,
+        /// Details as key-value pairs.
+        pub values: Vec<KeyValue>,
+    }
+    constants {
+        /// Working as expected.
+        OK: Byte = Byte(0);
+        /// Working, but something needs attention.
+        WARN: Byte = Byte(1);
+        /// Not working.
+        ERROR: Byte = Byte(2);
+        /// No recent report.
+        STALE: Byte = Byte(3);
+    }
+}
+
+ros_message! {
+    /// A set of diagnostic statuses published together on `/diagnostics`.
+    #[derive(Default)]
+    pub struct DiagnosticArray = "diagnostic_msgs" / "msg" / "DiagnosticArray" {
+        /// Time of the report.
+        pub header: Header,
+        /// One status per component.
+        pub status: Vec<DiagnosticStatus>,
     }
 }
 

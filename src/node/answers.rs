@@ -24,7 +24,16 @@ pub trait AnswerListener: Send + Sync {
     fn answer_committed(&self);
 }
 
-/// Where an answer came from.
+/// The model manager behind a mutex, because it is `Send` but not `Sync`.
+impl AnswerListener for std::sync::Mutex<crate::deploy::ModelManager> {
+    fn answer_committed(&self) {
+        self.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .answer_committed();
+    }
+}
+
+/// Source of an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerSource {
     /// The `PreferenceAnswer` topic.
@@ -166,6 +175,11 @@ impl AnswerDesk {
     /// Sets the listener that hears of each committed answer.
     pub fn set_listener(&mut self, listener: Arc<dyn AnswerListener>) {
         self.listener = Some(listener);
+    }
+
+    /// Removes the listener, so that it can be stopped.
+    pub fn clear_listener(&mut self) {
+        self.listener = None;
     }
 
     /// Returns the desk's store connection.

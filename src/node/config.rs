@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::NodeError;
+use super::query_message::ChannelInfo;
+use crate::deploy::{DeployConfig, DeployTopics};
 use crate::infer::InferConfig;
 use crate::learn::encoder::{EncoderConfig, TimeEmbedding};
 use crate::recorder::{RecorderConfig, RecorderError};
+use crate::registry::Expectation;
 use crate::segment::DEFAULT_SEGMENT_LENGTH;
 use crate::select::SelectConfig;
 use crate::transport::QosConfig;
@@ -115,7 +118,7 @@ impl Default for RetrainSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncoderSettings {
-    /// Timesteps the encoder sees (`true`, `random` or `none`).
+    /// Timesteps passed to the encoder (`true`, `random` or `none`).
     pub time_embedding: TimeEmbedding,
     /// Rows of the encoder's time-embedding table; every timestep must be below it.
     pub max_timestep: usize,
@@ -345,6 +348,34 @@ impl NodeSettings {
             expected: error.to_string(),
         })?;
         Ok(())
+    }
+
+    /// Returns the deployment settings: registry, store, retraining and topic names from
+    /// these settings, `train_program` as the `clarify` binary, and the recorder's sizes,
+    /// channel names and the segment length as what a model set must match.
+    pub fn deploy_config(&self, train_program: PathBuf) -> DeployConfig {
+        let mut config = DeployConfig::new(&self.models_dir, &self.store_path, train_program);
+        config.keep = self.retrain.keep;
+        config.train_args = self.retrain.train_args.clone();
+        config.retrain_after_answers = self.retrain.retrain_after_answers;
+        config.nice = self.retrain.nice;
+        config.accuracy_margin = self.retrain.accuracy_margin;
+        let robot = "the recorder settings".to_owned();
+        let names = ChannelInfo::of_recorder(&self.recorder).observation_names;
+        config.expectation = Expectation {
+            observation_dim: Some((self.recorder.observation_dim(), robot.clone())),
+            action_dim: Some((self.recorder.action_dim(), robot.clone())),
+            segment_length: Some((self.segment_length, "segment_length".to_owned())),
+            dataset_sha256: None,
+            observation_names: (!names.is_empty()).then_some((names, robot)),
+        };
+        config.topics = DeployTopics {
+            training_status: self.topics.training_status.clone(),
+            model_update: self.topics.model_update.clone(),
+            trigger_retrain: self.topics.trigger_retrain.clone(),
+            rollback_model: self.topics.rollback_model.clone(),
+        };
+        config
     }
 
     /// Returns the selector settings: H, M and L from these settings, the rest defaults.

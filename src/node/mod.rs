@@ -16,6 +16,11 @@
 //! the [`AnswerDesk`] with the main loop through a mutex, so an answer is committed before
 //! its response is sent. Queries live in the store: after a restart the node offers the
 //! open queries again, and an answer to a query of an earlier run is accepted.
+//!
+//! The deployment part ([`crate::deploy::ModelManager`]) hears of each committed answer,
+//! runs retraining and switches model sets. The node reads the registry's active version
+//! once per second, so CLARIFY rounds use a new encoder and reward model as soon as the
+//! manager activates them, and it publishes `/diagnostics` once per diagnostics period.
 
 mod answers;
 mod config;
@@ -33,6 +38,7 @@ pub use query_message::{ChannelInfo, query_message};
 pub use run::{NodeSummary, run};
 pub use selection::RoundPlanner;
 
+use crate::deploy::DeployError;
 use crate::infer::InferError;
 use crate::learn::encoder::EncoderError;
 use crate::recorder::RecorderError;
@@ -75,6 +81,8 @@ pub enum NodeError {
     Scorer(#[from] OnnxScorerError),
     #[error(transparent)]
     Train(#[from] TrainError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
 }
 
 impl NodeError {
@@ -91,6 +99,7 @@ impl NodeError {
             ),
             NodeError::Registry(error) => error.is_invalid_input(),
             NodeError::Train(error) => error.is_invalid_input(),
+            NodeError::Deploy(error) => matches!(error, DeployError::Config { .. }),
             _ => false,
         }
     }

@@ -163,3 +163,47 @@ fn segment_steps(store: &Store, segment: SegmentRef) -> Result<(Vec<f32>, Vec<f3
     };
     Ok((rows(&arrays.observations), rows(&arrays.actions)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_follow_source_order() {
+        let config = RecorderConfig {
+            control_rate_hz: 20.0,
+            observation: vec![
+                Source::JointState {
+                    topic: "joint_states".to_owned(),
+                    position: vec!["elbow".to_owned(), "wrist".to_owned()],
+                    velocity: vec!["elbow".to_owned()],
+                    effort: Vec::new(),
+                },
+                Source::Float32MultiArray {
+                    topic: "force".to_owned(),
+                    size: 2,
+                },
+            ],
+            action: vec![Source::Twist {
+                topic: "cmd_vel".to_owned(),
+            }],
+            ..RecorderConfig::default()
+        };
+
+        let channels = ChannelInfo::of_recorder(&config);
+
+        assert_eq!(
+            channels.observation_names,
+            [
+                "elbow/position",
+                "wrist/position",
+                "elbow/velocity",
+                "force[0]",
+                "force[1]"
+            ]
+        );
+        assert_eq!(channels.action_names.len(), 6);
+        assert_eq!(channels.action_names[3], "cmd_vel/angular.x");
+        assert_eq!(channels.step_period_secs, 0.05);
+    }
+}

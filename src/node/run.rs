@@ -13,9 +13,11 @@ use super::config::NodeSettings;
 use super::joy::JoyMapper;
 use super::query_message::{ChannelInfo, query_message};
 use super::selection::RoundPlanner;
+use crate::deploy::ModelManager;
+use crate::diagnostics::{NodeStatus, diagnostic_array};
 use crate::msg::{
-    Joy, PreferenceAnswer, PreferenceQuery, SubmitAnswer, SubmitAnswerRequest,
-    SubmitAnswerResponse, Time,
+    DiagnosticArray, Joy, ModelUpdate, PreferenceAnswer, PreferenceQuery, RollbackModel,
+    SubmitAnswer, SubmitAnswerRequest, SubmitAnswerResponse, Time, TrainingStatus, TriggerRetrain,
 };
 use crate::recorder::{CounterSnapshot, LiveRecorder};
 use crate::store::{DatasetId, Query, QueryId, Store, unix_secs_now};
@@ -49,19 +51,36 @@ fn lock(desk: &Mutex<AnswerDesk>) -> MutexGuard<'_, AnswerDesk> {
 }
 
 /// Runs the node on `transport` until `stop` is set, then stops the recorder and returns
-/// the counts. `listener` hears of each committed answer.
-pub fn run<T: Transport + 'static>(
+/// the counts. `node_name` names the node in its diagnostics.
+///
+/// The model manager starts with the node, with this program (`std::env::current_exe`) as
+/// the `clarify` binary of its training runs, and hears of each committed answer.
+pub fn run<T>(
     transport: &mut T,
     settings: &NodeSettings,
-    listener: Option<Arc<dyn AnswerListener>>,
+    node_name: &str,
     stop: &AtomicBool,
-) -> Result<NodeSummary, NodeError> {
+) -> Result<NodeSummary, NodeError>
+where
+    T: Transport + 'static,
+    T::Publisher<TrainingStatus>: 'static,
+    T::Publisher<ModelUpdate>: 'static,
+    T::ServiceServer<TriggerRetrain>: 'static,
+    T::ServiceServer<RollbackModel>: 'static,
+{
     settings.validate()?;
     let path = &settings.store_path;
+    let program = std::env::current_exe().map_err(|error| NodeError::Config {
+        field: "train_program".to_owned(),
+        value: error.to_string(),
+        expected: "the path of the running clarify binary".to_owned(),
+    })?;
+    let manager = Arc::new(Mutex::new(ModelManager::start(
+        transport,
+        settings.deploy_config(program),
+    )?));
     let mut desk = AnswerDesk::open(path)?;
-    if let Some(listener) = listener {
-        desk.set_listener(listener);
-    }
+    desk.set_listener(Arc::clone(&manager) as Arc<dyn AnswerListener>);
     info!(
         store = %path.display(),
         synchronous = desk.store().synchronous_level()?,
@@ -85,24 +104,7 @@ pub fn run<T: Transport + 'static>(
     } else {
         Some(transport.create_subscription::<Joy>(&settings.joy.topic, &QosConfig::default())?)
     };
-    let service_desk = Arc::clone(&desk);
-    let _service = transport.create_service_server::<SubmitAnswer, _>(
-        &topics.submit_answer,
-        move |request: SubmitAnswerRequest| {
-            let result =
-                lock(&service_desk).submit(&request.answer, AnswerSource::Service, unix_secs_now());
-            match result {
-                Ok(_) => SubmitAnswerResponse {
-                    accepted: true,
-                    message: String::new(),
-                },
-                Err(rejection) => SubmitAnswerResponse {
-                    accepted: false,
-                    message: rejection.to_string(),
-                },
-            }
-        },
-    )?;
+    let service = serve_submit_answer(transport, &topics.submit_answer, Arc::clone(&desk))?;
     info!(
         queries = %queries.topic(),
         answers = %answers.topic(),
@@ -123,7 +125,11 @@ pub fn run<T: Transport + 'static>(
         queries_selected: 0,
         queries_expired: 0,
     };
+    let diagnostics = transport
+        .create_publisher::<DiagnosticArray>(&topics.diagnostics, &QosConfig::default())?;
+    let mut diagnostics_clock = DiagnosticsClock::default();
     let republish_period = Duration::from_secs_f64(settings.republish_period_secs);
+    let diagnostics_period = Duration::from_secs_f64(settings.diagnostics_period_secs);
     while !stop.load(Ordering::Relaxed) {
         let mut arrived: Vec<PreferenceAnswer> = answers.recv_timeout(TICK)?.into_iter().collect();
         while let Some(answer) = answers.try_recv()? {
@@ -173,10 +179,49 @@ pub fn run<T: Transport + 'static>(
             }
             state.last_republish = Some(Instant::now());
         }
+        if diagnostics_clock.due(diagnostics_period) {
+            let counters = recorder.counters();
+            let snapshot = manager
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .snapshot();
+            let answers_total = lock(&desk).counters().accepted;
+            let previous = diagnostics_clock.previous();
+            let status = NodeStatus {
+                node_name,
+                recorder: Some(&counters),
+                recorder_previous: previous,
+                open_queries: state.published.len(),
+                answers_total,
+                deploy: &snapshot,
+                execution_provider: state.planner.execution_provider(),
+            };
+            if let Err(error) = diagnostics.publish(diagnostic_array(&status, Time::now())) {
+                warn!(%error, "failed to publish diagnostics");
+            }
+            diagnostics_clock.reported(counters);
+        }
     }
 
     info!("node stopping");
-    let answers_counted = lock(&desk).counters();
+    drop(service);
+    let answers_counted = {
+        let mut desk = lock(&desk);
+        desk.clear_listener();
+        desk.counters()
+    };
+    match Arc::try_unwrap(manager) {
+        Ok(manager) => {
+            let manager = manager
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(error) = manager.stop() {
+                warn!(%error, "the model manager did not stop cleanly");
+            }
+        }
+        // Dropping the last handle stops it as well.
+        Err(_) => warn!("the model manager is still shared at shutdown"),
+    }
     let recording = recorder.stop()?;
     Ok(NodeSummary {
         answers: answers_counted,
@@ -185,6 +230,58 @@ pub fn run<T: Transport + 'static>(
         recording: recording.dataset,
         recorder: recording.counters,
     })
+}
+
+/// Serves the SubmitAnswer service: each request is committed (or rejected) by the desk
+/// before its response is sent.
+fn serve_submit_answer<T: Transport>(
+    transport: &mut T,
+    name: &str,
+    desk: Arc<Mutex<AnswerDesk>>,
+) -> Result<T::ServiceServer<SubmitAnswer>, NodeError> {
+    let server = transport.create_service_server::<SubmitAnswer, _>(
+        name,
+        move |request: SubmitAnswerRequest| {
+            let result =
+                lock(&desk).submit(&request.answer, AnswerSource::Service, unix_secs_now());
+            match result {
+                Ok(_) => SubmitAnswerResponse {
+                    accepted: true,
+                    message: String::new(),
+                },
+                Err(rejection) => SubmitAnswerResponse {
+                    accepted: false,
+                    message: rejection.to_string(),
+                },
+            }
+        },
+    )?;
+    Ok(server)
+}
+
+/// Timing of the diagnostics and the recorder counts of the last report, from which the
+/// diagnostics compute rates.
+#[derive(Default)]
+struct DiagnosticsClock {
+    last: Option<(CounterSnapshot, Instant)>,
+}
+
+impl DiagnosticsClock {
+    fn due(&self, period: Duration) -> bool {
+        self.last
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= period)
+    }
+
+    fn previous(&self) -> Option<(&CounterSnapshot, f64)> {
+        self.last
+            .as_ref()
+            .map(|(counters, at)| (counters, at.elapsed().as_secs_f64()))
+    }
+
+    fn reported(&mut self, counters: CounterSnapshot) {
+        self.last = Some((counters, Instant::now()));
+    }
 }
 
 /// State of the main loop between ticks.
