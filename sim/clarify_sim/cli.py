@@ -477,6 +477,12 @@ def _add_operator(commands) -> None:
         help="seconds the operator takes per answer",
     )
     parser.add_argument(
+        "--min-episodes",
+        type=int,
+        default=config.min_episodes,
+        help="finished robot episodes to see before the first answer",
+    )
+    parser.add_argument(
         "--answers-per-model",
         type=int,
         default=config.answers_per_model,
@@ -683,6 +689,7 @@ def _run_operator(args: argparse.Namespace) -> None:
         match_timeout_s=args.match_timeout,
         answer_delay_s=args.answer_delay,
         answers_per_model=args.answers_per_model,
+        min_episodes=args.min_episodes,
         service_timeout_s=args.service_timeout,
         service_mapping=args.service_mapping,
         operator_id=args.operator_id,

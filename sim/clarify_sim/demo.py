@@ -8,7 +8,7 @@
 - `clarify policy run`, which drives the robot's evaluation episodes with the active
   set. It starts once the node has deployed the first set, because it needs one to load;
 - the simulated operator (`clarify-sim operator`), which answers the queries with the
-  ε-skip teacher from the robot's true rewards. It starts once the robot has collected
+  ε-skip teacher from the robot's true rewards. It answers once the robot has collected
   its episodes, so the first training sees all of them.
 
 The demo runs until `cycles` retrain-and-redeploy cycles have been evaluated. Then it
@@ -553,6 +553,8 @@ class Demo:
                 str(settings.answer_delay_s),
                 "--answers-per-model",
                 str(settings.answers_per_cycle),
+                "--min-episodes",
+                str(settings.collect_episodes),
                 "--query-topic",
                 TOPICS["queries"],
                 "--submit-answer-service",
@@ -567,13 +569,6 @@ class Demo:
                 str(self.layout.events("operator")),
             ],
         )
-
-    def collection_finished(self) -> bool:
-        """Return whether the robot is done collecting (true without a limit)."""
-        if self.settings.collect_episodes == 0:
-            return True
-        events = read_events(self.layout.events("robot"))
-        return any(event["event"] == "collection_done" for event in events)
 
     def failed_child(self) -> Child | None:
         """Return a process that exited, if any."""
@@ -615,6 +610,7 @@ class Demo:
         print(f"demo work folder: {self.layout.root}", flush=True)
         self.start_node()
         self.start_robot()
+        self.start_operator()
         reported = 0
         status = 1
         failure = ""
@@ -628,8 +624,6 @@ class Demo:
                         f"{failed.name} exited with status {failed.process.returncode}"
                     )
                     break
-                if "operator" not in self.children and self.collection_finished():
-                    self.start_operator()
                 current = self.layout.models / "current"
                 if "runner" not in self.children and current.exists():
                     self.start_runner()

@@ -73,6 +73,8 @@ class StepIndex:
         self.observation_dim: int | None = None
         self.reward_sum = 0.0
         self.steps = 0
+        #: Episodes whose last step (terminated or truncated) was added.
+        self.finished_episodes = 0
         #: Steps that arrived out of order within their episode and were dropped.
         self.dropped = 0
 
@@ -82,7 +84,12 @@ class StepIndex:
         return self.reward_sum / self.steps if self.steps else math.nan
 
     def add(
-        self, episode_id: int, step: int, observation: np.ndarray, reward: float
+        self,
+        episode_id: int,
+        step: int,
+        observation: np.ndarray,
+        reward: float,
+        last: bool = False,
     ) -> bool:
         """Add one step; return False, dropping it, unless it continues its episode.
 
@@ -101,6 +108,8 @@ class StepIndex:
         self._rewards[episode_id].append(float(reward))
         self.reward_sum += float(reward)
         self.steps += 1
+        if last:
+            self.finished_episodes += 1
         return True
 
     def match(self, observations: np.ndarray) -> SegmentMatch:
@@ -219,6 +228,8 @@ class OperatorConfig:
     #: queries created before the newest ModelUpdate are left to expire, so each
     #: budget goes to the queries that the deployed set's selector chose.
     answers_per_model: int = 0
+    #: Finished robot episodes to see before the first answer (0: answer at once).
+    min_episodes: int = 0
     #: Seconds to wait for one SubmitAnswer response.
     service_timeout_s: float = 10.0
     #: How the node's transport maps services onto DDS topics.
@@ -241,6 +252,8 @@ class OperatorConfig:
             raise InputError(
                 f"invalid answer_delay_s {self.answer_delay_s}: use seconds >= 0"
             )
+        if self.min_episodes < 0:
+            raise InputError(f"invalid min_episodes {self.min_episodes}: use 0 or more")
         if self.answers_per_model < 0:
             raise InputError(
                 f"invalid answers_per_model {self.answers_per_model}: use 0 or more"
@@ -321,6 +334,8 @@ class Operator:
             self.ingest()
             if not self.pending or self.budget_spent:
                 continue
+            if self.index.finished_episodes < config.min_episodes:
+                continue
             if not server_found:
                 server_found = self.service.wait_for_server(1.0)
                 if not server_found:
@@ -343,6 +358,7 @@ class Operator:
                 int(sample.step),
                 np.asarray(sample.observation, dtype=np.float32),
                 float(sample.reward),
+                last=bool(sample.terminated or sample.truncated),
             )
         for update in ros.take_all(self.model_updates):
             if update.version != self.deployed_version:

@@ -165,3 +165,13 @@ def test_asked_before_compares_query_stamp():
     assert asked_before(query, 100.6)
     assert not asked_before(query, 100.5)
     assert not asked_before(query, 0.0)
+
+
+def test_index_counts_finished_episodes():
+    index = StepIndex()
+    rows = episode_rows(0, 3)
+    for step in range(3):
+        assert index.add(0, step, rows[step], 0.0, last=step == 2)
+    assert index.finished_episodes == 1
+    assert not index.add(0, 5, rows[0], 0.0, last=True)
+    assert index.finished_episodes == 1
