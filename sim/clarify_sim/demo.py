@@ -20,6 +20,7 @@ traffic stays on loopback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -433,6 +434,12 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
+def _signal_group(process: subprocess.Popen, signal_number: int) -> None:
+    """Send a signal to the process group that `process` leads, if it still exists."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal_number)
+
+
 class Demo:
     """One demo run in a work folder."""
 
@@ -490,6 +497,9 @@ class Demo:
             stderr=subprocess.STDOUT,
             cwd=self.layout.root,
             env=environment,
+            # A process group of its own, so that stopping it also stops its children,
+            # such as the node's training process.
+            start_new_session=True,
         )
         self.children[name] = Child(name, process, log, log_file)
 
@@ -581,9 +591,7 @@ class Demo:
         """Stop every process: SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`."""
         names = [n for n in STOP_ORDER if n in self.children]
         for name in names:
-            child = self.children[name]
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+            _signal_group(self.children[name].process, signal.SIGTERM)
         for name in names:
             child = self.children[name]
             try:
@@ -592,8 +600,10 @@ class Demo:
                 logger.warning(
                     "%s did not stop in %.0f s; killing it", name, STOP_TIMEOUT_S
                 )
-                child.process.kill()
+                _signal_group(child.process, signal.SIGKILL)
                 child.process.wait()
+            # Children of the process, such as a training run, may outlive it.
+            _signal_group(child.process, signal.SIGKILL)
             child.log_file.close()
 
     def cycles(self) -> list[Cycle]:
