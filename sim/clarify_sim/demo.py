@@ -4,7 +4,7 @@
 
 - the Meta-World robot (`clarify-sim robot`), which collects data for the node's
   recorder and evaluates each deployed model set with the policy runner;
-- `clarify node`, which records, asks preference queries, retrains and deploys;
+- `clarify node`, which records, selects preference queries, retrains and deploys;
 - `clarify policy run`, which drives the robot's evaluation episodes with the active
   set. It starts once the node has deployed the first set, because it needs one to load;
 - the simulated operator (`clarify-sim operator`), which answers the queries with the
@@ -53,7 +53,7 @@ STOP_TIMEOUT_S = 15.0
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of one demo run. `PRESETS` holds the documented sets."""
+    """Sizes of one demo run. `PRESETS` contains the documented sets."""
 
     #: Meta-World v3 task.
     task: str = "dial-turn"
@@ -368,7 +368,7 @@ def build_cycles(
 
 
 def runner_versions(log_text: str) -> set[str]:
-    """Return the model set versions that the policy runner's log says it ran.
+    """Return the model set versions that the policy runner's log reports it ran.
 
     The runner logs ``policy runner started version="V"`` at start and ``switched to
     the new model set version=V`` after a swap.
