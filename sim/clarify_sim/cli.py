@@ -1,4 +1,5 @@
-"""The `clarify-sim` command: generate, fingerprint, evaluate and render.
+"""The `clarify-sim` command: generate, fingerprint, evaluate, render, and the demo's
+robot and operator.
 
 Invalid input (a bad task name, file, setting or model) prints one line starting with
 "error:" and exits with status 2. A file that cannot be read or written for another
@@ -9,6 +10,7 @@ standard error, and results go to standard output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -21,6 +23,7 @@ from clarify_sim.errors import InputError
 from clarify_sim.evaluate import evaluate_policy
 from clarify_sim.fingerprint import compute_fingerprint, format_fingerprint
 from clarify_sim.generate import BehaviourSchedule, GeneratorConfig, write_dataset
+from clarify_sim.lifecycle import EventLog, StopFlag
 from clarify_sim.render import (
     DEFAULT_CAMERA,
     DEFAULT_FPS,
@@ -34,8 +37,9 @@ logger = logging.getLogger("clarify_sim")
 
 DESCRIPTION = """\
 Simulated robot for clarify: generate offline Meta-World datasets of mixed quality,
-compute their fingerprint, evaluate ONNX policies in the simulator and render stored
-segments to animated WebP clips."""
+compute their fingerprint, evaluate ONNX policies in the simulator, render stored
+segments to animated WebP clips, and run the robot and the simulated operator of the
+closed-loop demo over ROS 2 topics (DDS)."""
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fingerprint(commands)
     _add_evaluate(commands)
     _add_render(commands)
+    _add_robot(commands)
+    _add_operator(commands)
     return parser
 
 
@@ -303,6 +309,242 @@ def _add_render(commands) -> None:
     parser.set_defaults(handler=_run_render)
 
 
+def _add_robot(commands) -> None:
+    from clarify_sim.robot import RobotConfig, RobotTopics
+
+    config = RobotConfig()
+    topics = RobotTopics()
+    parser = commands.add_parser(
+        "robot",
+        help="run the Meta-World robot of the demo over ROS 2 topics",
+        description=(
+            "Collect episodes with the dataset generator's behaviour mix and publish "
+            "each step as clarify_msgs/Transition without its reward, and with its "
+            "true reward on a second topic. After each clarify_msgs/ModelUpdate, run "
+            "evaluation episodes driven by the policy runner and report the success "
+            "rate. Runs until SIGTERM or SIGINT."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--task", default=config.task, help="Meta-World v3 task name")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=config.seed,
+        help="seed of the collected episodes; episode i draws from "
+        "numpy.random.default_rng([seed, i])",
+    )
+    parser.add_argument(
+        "--episode-steps",
+        type=int,
+        default=config.episode_steps,
+        help="steps per collected episode, where the time limit cuts it",
+    )
+    parser.add_argument(
+        "--schedule-episodes",
+        type=int,
+        default=config.schedule_episodes,
+        help="episodes of one pass through the generator's behaviour schedule",
+    )
+    parser.add_argument(
+        "--collect-rate",
+        type=float,
+        default=config.collect_rate_hz,
+        help="collected steps per second (0: as fast as the loop runs)",
+    )
+    parser.add_argument(
+        "--max-episodes",
+        type=int,
+        default=config.max_episodes,
+        help="stop collecting after this many episodes and only evaluate (0: never)",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=config.eval_episodes,
+        help="evaluation episodes per model set",
+    )
+    parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=config.eval_seed,
+        help="evaluation episode i resets the task with seed EVAL_SEED + i",
+    )
+    parser.add_argument(
+        "--eval-max-steps",
+        type=int,
+        default=config.eval_max_steps,
+        help="step limit of an evaluation episode; an episode also ends at its "
+        "first success",
+    )
+    parser.add_argument(
+        "--action-timeout",
+        type=float,
+        default=config.action_timeout_s,
+        help="seconds to wait for the runner's action before sending the "
+        "observation again",
+    )
+    parser.add_argument(
+        "--runner-start-timeout",
+        type=float,
+        default=config.runner_start_timeout_s,
+        help="seconds to wait for the runner's first action of an evaluation",
+    )
+    parser.add_argument(
+        "--swap-delay",
+        type=float,
+        default=config.swap_delay_s,
+        help="seconds between a model update and its evaluation, for the runner "
+        "to swap in the new set",
+    )
+    parser.add_argument(
+        "--skip-actions",
+        type=int,
+        default=config.skip_actions,
+        help="runner actions to let pass after each observation before one is "
+        "applied, because the first may answer the previous observation",
+    )
+    _add_common_ros_arguments(parser)
+    group = parser.add_argument_group("topics")
+    group.add_argument(
+        "--transitions-topic",
+        default=topics.transitions,
+        help="clarify_msgs/Transition topic without rewards, for the recorder",
+    )
+    group.add_argument(
+        "--true-rewards-topic",
+        default=topics.true_rewards,
+        help="clarify_msgs/Transition topic with the true rewards, for the operator",
+    )
+    group.add_argument(
+        "--model-update-topic",
+        default=topics.model_update,
+        help="clarify_msgs/ModelUpdate topic",
+    )
+    group.add_argument(
+        "--observation-topic",
+        default=topics.observation,
+        help="std_msgs/Float32MultiArray observation topic of the policy runner",
+    )
+    group.add_argument(
+        "--action-topic",
+        default=topics.action,
+        help="std_msgs/Float32MultiArray action topic of the policy runner",
+    )
+    group.add_argument(
+        "--evaluation-topic",
+        default=topics.evaluation,
+        help="std_msgs/String topic of the JSON evaluation reports",
+    )
+    parser.set_defaults(handler=_run_robot)
+
+
+def _add_operator(commands) -> None:
+    from clarify_sim.operator import OperatorConfig, OperatorTopics
+    from clarify_sim.ros import SERVICE_MAPPINGS
+
+    config = OperatorConfig()
+    topics = OperatorTopics()
+    parser = commands.add_parser(
+        "operator",
+        help="run the simulated operator of the demo over ROS 2 topics",
+        description=(
+            "Answer each clarify_msgs/PreferenceQuery with the epsilon-skip teacher "
+            "through the SubmitAnswer service. Segment returns come from the robot's "
+            "true-reward topic; segments are found by their observation rows. Runs "
+            "until SIGTERM or SIGINT."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        default=config.epsilon,
+        help="epsilon of the teacher: it cannot tell segments apart when their "
+        "returns differ by at most epsilon * H * (mean step reward so far)",
+    )
+    parser.add_argument(
+        "--match-timeout",
+        type=float,
+        default=config.match_timeout_s,
+        help="seconds to wait for a query's segments among the robot's steps "
+        "before skipping the query",
+    )
+    parser.add_argument(
+        "--answer-delay",
+        type=float,
+        default=config.answer_delay_s,
+        help="seconds the operator takes per answer",
+    )
+    parser.add_argument(
+        "--min-episodes",
+        type=int,
+        default=config.min_episodes,
+        help="finished robot episodes to see before the first answer",
+    )
+    parser.add_argument(
+        "--answers-per-model",
+        type=int,
+        default=config.answers_per_model,
+        help="accepted answers per deployed model set, after which the operator "
+        "waits for the next clarify_msgs/ModelUpdate (0: no limit)",
+    )
+    parser.add_argument(
+        "--service-timeout",
+        type=float,
+        default=config.service_timeout_s,
+        help="seconds to wait for a SubmitAnswer response",
+    )
+    parser.add_argument(
+        "--service-mapping",
+        default=config.service_mapping,
+        choices=SERVICE_MAPPINGS,
+        help="how the node maps services onto DDS topics (ros2-client's Enhanced "
+        "or Cyclone mapping)",
+    )
+    parser.add_argument(
+        "--operator-id", default=config.operator_id, help="name stored with answers"
+    )
+    _add_common_ros_arguments(parser)
+    group = parser.add_argument_group("topics")
+    group.add_argument(
+        "--query-topic",
+        default=topics.query,
+        help="clarify_msgs/PreferenceQuery topic",
+    )
+    group.add_argument(
+        "--submit-answer-service",
+        default=topics.submit_answer,
+        help="clarify_msgs/SubmitAnswer service",
+    )
+    group.add_argument(
+        "--true-rewards-topic",
+        default=topics.true_rewards,
+        help="clarify_msgs/Transition topic with the true rewards",
+    )
+    group.add_argument(
+        "--model-update-topic",
+        default=topics.model_update,
+        help="clarify_msgs/ModelUpdate topic",
+    )
+    group.add_argument(
+        "--training-status-topic",
+        default=topics.training_status,
+        help="clarify_msgs/TrainingStatus topic",
+    )
+    parser.set_defaults(handler=_run_operator)
+
+
+def _add_common_ros_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain-id", type=int, default=0, help="DDS domain id")
+    parser.add_argument(
+        "--events",
+        type=Path,
+        help="append one JSON object per event (episode, answer, evaluation) to "
+        "this file",
+    )
+
+
 def _run_generate(args: argparse.Namespace) -> None:
     schedule = BehaviourSchedule(
         runs=args.runs,
@@ -403,6 +645,75 @@ def _run_render(args: argparse.Namespace) -> None:
         quality=args.quality,
     )
     print(path.resolve())
+
+
+def _run_robot(args: argparse.Namespace) -> None:
+    from clarify_sim.robot import Robot, RobotConfig, RobotTopics
+
+    config = RobotConfig(
+        task=args.task,
+        seed=args.seed,
+        episode_steps=args.episode_steps,
+        schedule_episodes=args.schedule_episodes,
+        collect_rate_hz=args.collect_rate,
+        eval_episodes=args.eval_episodes,
+        eval_seed=args.eval_seed,
+        eval_max_steps=args.eval_max_steps,
+        action_timeout_s=args.action_timeout,
+        runner_start_timeout_s=args.runner_start_timeout,
+        swap_delay_s=args.swap_delay,
+        skip_actions=args.skip_actions,
+        max_episodes=args.max_episodes,
+        domain_id=args.domain_id,
+        topics=RobotTopics(
+            transitions=args.transitions_topic,
+            true_rewards=args.true_rewards_topic,
+            model_update=args.model_update_topic,
+            observation=args.observation_topic,
+            action=args.action_topic,
+            evaluation=args.evaluation_topic,
+        ),
+    )
+    config.validate()
+    stop = StopFlag()
+    stop.install()
+    with _open_events(args.events) as stream:
+        Robot(config, EventLog(stream), stop).run()
+
+
+def _run_operator(args: argparse.Namespace) -> None:
+    from clarify_sim.operator import Operator, OperatorConfig, OperatorTopics
+
+    config = OperatorConfig(
+        epsilon=args.epsilon,
+        match_timeout_s=args.match_timeout,
+        answer_delay_s=args.answer_delay,
+        answers_per_model=args.answers_per_model,
+        min_episodes=args.min_episodes,
+        service_timeout_s=args.service_timeout,
+        service_mapping=args.service_mapping,
+        operator_id=args.operator_id,
+        domain_id=args.domain_id,
+        topics=OperatorTopics(
+            query=args.query_topic,
+            submit_answer=args.submit_answer_service,
+            true_rewards=args.true_rewards_topic,
+            model_update=args.model_update_topic,
+            training_status=args.training_status_topic,
+        ),
+    )
+    config.validate()
+    stop = StopFlag()
+    stop.install()
+    with _open_events(args.events) as stream:
+        Operator(config, EventLog(stream), stop).run()
+
+
+def _open_events(path: Path | None) -> contextlib.AbstractContextManager:
+    if path is None:
+        return contextlib.nullcontext(None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8")
 
 
 def _print_json(value: object) -> None:

@@ -22,127 +22,26 @@ import signal
 import struct
 import sys
 import time
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
+from pathlib import Path
 
 from cyclonedds.core import Policy, Qos
 from cyclonedds.domain import DomainParticipant
-from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import (
-    array,
-    float32,
-    float64,
-    int32,
-    int64,
-    sequence,
-    uint8,
-    uint32,
-    uint64,
-)
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
-# Message layouts of ROS 2 Jazzy, in field (wire) order.
+# The checkout's simulator package, ahead of any installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sim"))
 
-
-@dataclass
-class Time(IdlStruct, typename="builtin_interfaces::msg::dds_::Time_"):
-    sec: int32
-    nanosec: uint32
-
-
-@dataclass
-class Header(IdlStruct, typename="std_msgs::msg::dds_::Header_"):
-    stamp: Time
-    frame_id: str
-
-
-@dataclass
-class JointState(IdlStruct, typename="sensor_msgs::msg::dds_::JointState_"):
-    header: Header
-    name: sequence[str]
-    position: sequence[float64]
-    velocity: sequence[float64]
-    effort: sequence[float64]
-
-
-@dataclass
-class Vector3(IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
-    x: float64
-    y: float64
-    z: float64
-
-
-@dataclass
-class Twist(IdlStruct, typename="geometry_msgs::msg::dds_::Twist_"):
-    linear: Vector3
-    angular: Vector3
-
-
-@dataclass
-class Transition(IdlStruct, typename="clarify_msgs::msg::dds_::Transition_"):
-    header: Header
-    episode_id: uint64
-    step: uint32
-    observation: sequence[float32]
-    action: sequence[float32]
-    reward: float32
-    has_reward: bool
-    terminated: bool
-    truncated: bool
-
-
-@dataclass
-class SegmentRef(IdlStruct, typename="clarify_msgs::msg::dds_::SegmentRef_"):
-    episode_id: int64
-    start_step: uint32
-    length_steps: uint32
-
-
-@dataclass
-class PreferenceQuery(IdlStruct, typename="clarify_msgs::msg::dds_::PreferenceQuery_"):
-    stamp: Time
-    query_id: int64
-    left: SegmentRef
-    right: SegmentRef
-    observation_dim: uint32
-    action_dim: uint32
-    observation_names: sequence[str]
-    action_names: sequence[str]
-    step_period_sec: float32
-    left_observations: sequence[float32]
-    left_actions: sequence[float32]
-    right_observations: sequence[float32]
-    right_actions: sequence[float32]
-    selector: str
-    encoder_version: str
-    expires_at: Time
-
-
-# rmw_dds_common/msg/Gid has 16 bytes from ROS 2 Iron on (24 before).
-@dataclass
-class Gid(IdlStruct, typename="rmw_dds_common::msg::dds_::Gid_"):
-    data: array[uint8, 16]
-
-
-@dataclass
-class NodeEntitiesInfo(
-    IdlStruct, typename="rmw_dds_common::msg::dds_::NodeEntitiesInfo_"
-):
-    node_namespace: str
-    node_name: str
-    reader_gid_seq: sequence[Gid]
-    writer_gid_seq: sequence[Gid]
-
-
-@dataclass
-class ParticipantEntitiesInfo(
-    IdlStruct, typename="rmw_dds_common::msg::dds_::ParticipantEntitiesInfo_"
-):
-    gid: Gid
-    node_entities_info_seq: sequence[NodeEntitiesInfo]
-
+from clarify_sim.ros import (  # noqa: E402
+    JointState,
+    ParticipantEntitiesInfo,
+    PreferenceQuery,
+    Transition,
+    Twist,
+)
 
 POLL_INTERVAL_SECS = 0.05
 

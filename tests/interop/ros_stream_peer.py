@@ -21,34 +21,24 @@ import argparse
 import signal
 import sys
 import time
-from dataclasses import dataclass
 
 from cyclonedds.core import Policy, Qos
 from cyclonedds.domain import DomainParticipant
-from cyclonedds.idl import IdlStruct
 from cyclonedds.pub import DataWriter
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
-from ros_peer import (
+# Importing ros_peer also puts the checkout's sim/ package on sys.path.
+from ros_peer import report, wait_matched
+
+from clarify_sim.ros import (
     Header,
     JointState,
-    Time,
+    String,
     Transition,
     Twist,
     Vector3,
-    report,
-    wait_matched,
+    now,
 )
-
-
-@dataclass
-class String(IdlStruct, typename="std_msgs::msg::dds_::String_"):
-    data: str
-
-
-def now() -> Time:
-    nanos = time.time_ns()
-    return Time(sec=nanos // 1_000_000_000, nanosec=nanos % 1_000_000_000)
 
 
 def main() -> int:

@@ -1,0 +1,147 @@
+"""Tests of the demo orchestrator's bookkeeping: cycles, table and parameter file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from clarify_sim.demo import (
+    PRESETS,
+    DemoSettings,
+    Layout,
+    build_cycles,
+    format_table,
+    parameter_file,
+    read_events,
+    runner_versions,
+)
+from clarify_sim.errors import InputError
+
+
+def update(version: str, answers: int, time: float, reason: int = 1) -> dict:
+    return {
+        "event": "model_update",
+        "time": time,
+        "version": version,
+        "previous_version": "",
+        "reason": reason,
+        "answers_used": answers,
+        "reward_accuracy": 0.8,
+    }
+
+
+def answer(deployed: str, selector: str, value: int) -> dict:
+    return {
+        "event": "answer",
+        "time": 0.0,
+        "query_id": 1,
+        "selector": selector,
+        "deployed_version": deployed,
+        "answer": value,
+        "accepted": True,
+    }
+
+
+def test_cycles_group_answers_by_deployed_version():
+    robot = [
+        update("v1", 50, 10.0),
+        {"event": "evaluation", "version": "v1", "success_rate": 0.2, "episodes": 10},
+        update("v1", 50, 11.0),
+        update("v0", 0, 12.0, reason=3),
+        update("v2", 100, 20.0),
+        {"event": "evaluation", "version": "v2", "success_rate": 0.5, "episodes": 10},
+    ]
+    operator = [
+        answer("", "random", 1),
+        answer("", "random", 3),
+        answer("", "random", 2),
+        answer("", "random", 4),
+        answer("v1", "clarify", 1),
+        answer("v1", "clarify", 2),
+        answer("v1", "random", 3),
+        answer("v2", "clarify", 1),
+    ]
+    cycles = build_cycles(robot, operator)
+    assert [c.version for c in cycles] == ["v1", "v2"]
+    first, second = cycles
+    assert first.answers_used == 50
+    assert first.success_rate == 0.2
+    assert set(first.selectors) == {"random"}
+    assert first.selectors["random"].clear == 2
+    assert first.selectors["random"].cant_tell == 1
+    assert first.selectors["random"].skipped == 1
+    assert first.selectors["random"].clarity == pytest.approx(2 / 3)
+    assert second.selectors["clarify"].clear == 2
+    assert second.selectors["random"].clarity == 0.0
+    assert second.success_rate == 0.5
+
+
+def test_unevaluated_cycle_has_no_success_rate():
+    cycles = build_cycles([update("v1", 50, 1.0)], [])
+    assert len(cycles) == 1
+    assert math.isnan(cycles[0].success_rate)
+    assert cycles[0].eval_episodes == 0
+    assert "not evaluated" in format_table(cycles)
+
+
+def test_table_lists_selectors_and_success():
+    robot = [
+        update("v1", 50, 1.0),
+        {"event": "evaluation", "version": "v1", "success_rate": 0.3, "episodes": 10},
+    ]
+    table = format_table(build_cycles(robot, [answer("", "random", 1)]))
+    lines = table.splitlines()
+    assert len(lines) == 3
+    assert "random 1 (100.0 %)" in lines[2]
+    assert "30.0 % of 10" in lines[2]
+
+
+def test_table_without_cycles():
+    assert format_table([]) == "no model set was deployed"
+
+
+def test_read_events_ignores_partial_line(tmp_path: Path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"event": "start"}) + '\n{"event": "sto', "utf-8")
+    assert read_events(path) == [{"event": "start"}]
+    assert read_events(tmp_path / "missing.jsonl") == []
+
+
+def test_parameter_file_names_work_folder(tmp_path: Path):
+    layout = Layout(tmp_path)
+    text = parameter_file(PRESETS["cpu"], layout)
+    assert text.count("ros__parameters:") == 2
+    assert f"models_dir: {json.dumps(str(tmp_path / 'models'))}" in text
+    assert "start_enabled: true" in text
+    assert '"--policy-steps"' in text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cycles", 0, "invalid cycles 0"),
+        ("timeout_s", math.inf, "invalid timeout_s inf"),
+        ("epsilon", -0.1, "invalid epsilon -0.1"),
+        ("collect_episodes", -1, "invalid collect_episodes -1"),
+    ],
+)
+def test_settings_reject_bad_value(field, value, message):
+    with pytest.raises(InputError, match=message):
+        DemoSettings(**{field: value}).validate()
+
+
+def test_runner_versions_from_log():
+    log = "\n".join(
+        [
+            "2026-12-04T23:08:36Z  INFO clarify::runner::node: policy runner started "
+            'version="20261204-230454" rate_hz=200.0',
+            "2026-12-04T23:11:47Z  INFO clarify::runner::node: switched to the new "
+            "model set version=20261204-230838 previous=20261204-230454",
+            "2026-12-04T23:11:50Z  INFO clarify::runner::node: policy drives again",
+        ]
+    )
+    assert runner_versions(log) == {"20261204-230454", "20261204-230838"}
+    assert runner_versions("") == set()
