@@ -202,3 +202,53 @@ fn acknowledged_answers_survive_sigkill() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn sigterm_stops_node_cleanly() -> Result<()> {
+    transport_netns::require_private_network();
+    let folder = tempfile::tempdir()?;
+    let store_path = folder.path().join("store.sqlite");
+    let mut store = Store::open(&store_path)?;
+    create_dataset(&mut store, 2, 20);
+    drop(store);
+    let params = write_params(
+        folder.path(),
+        &format!(
+            "    store_path: {}\n    models_dir: {}\n    recorder:\n      transition:\n        \
+             topic: transition\n        observation_size: 3\n        action_size: 2\n",
+            store_path.display(),
+            folder.path().join("models").display()
+        ),
+    );
+    let log = folder.path().join("node.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_clarify"))
+        .args(["node", "--params"])
+        .arg(&params)
+        .env("ROS_DOMAIN_ID", (DOMAIN + 1).to_string())
+        .env("RUST_LOG", "info,rustdds=warn,ros2_client=warn")
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log)?)
+        .spawn()?;
+
+    // Wait until the node runs, then ask it to stop as a process manager would.
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)?.contains("node started") {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the node did not start: {}", std::fs::read_to_string(&log)?);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(status.success());
+
+    let output = child.wait_with_output()?;
+    let log_text = std::fs::read_to_string(&log)?;
+    assert!(output.status.success(), "{:?}: {log_text}", output.status);
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("no JSON summary on stdout; log: {log_text}"))?;
+    assert!(summary.get("answers_accepted").is_some(), "{summary}");
+    assert!(summary.get("recording_dataset").is_some(), "{summary}");
+    Ok(())
+}

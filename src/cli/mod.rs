@@ -10,6 +10,7 @@ mod encoder_args;
 mod import;
 mod node;
 mod policy;
+mod stop;
 mod train;
 
 use std::io::{self, IsTerminal};

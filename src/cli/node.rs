@@ -1,9 +1,6 @@
 //! `clarify node`: the live query node.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -13,6 +10,7 @@ use clarify::transport::NodeConfig;
 use clarify::transport::dds::DdsNode;
 
 use super::policy::{domain_id_from_env, parse_ros_args};
+use super::stop::stop_flag;
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -51,18 +49,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<()> {
         None => NodeSettings::default(),
     };
     settings.validate()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Some(seconds) = args.duration {
-        anyhow::ensure!(
-            seconds.is_finite() && seconds > 0.0,
-            "--duration is {seconds}, expected a positive number of seconds"
-        );
-        let timer = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs_f64(seconds));
-            timer.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = stop_flag(args.duration)?;
 
     let mut transport = DdsNode::new(NodeConfig {
         name: node_name,

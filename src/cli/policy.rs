@@ -1,8 +1,6 @@
 //! `clarify policy`: run the policy on the robot, and manage the model registry.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -12,6 +10,8 @@ use clarify::registry::Registry;
 use clarify::runner::{self, RunnerConfig};
 use clarify::transport::NodeConfig;
 use clarify::transport::dds::DdsNode;
+
+use super::stop::stop_flag;
 
 /// Default number of model versions a registry keeps.
 const DEFAULT_KEEP: usize = 5;
@@ -216,18 +216,7 @@ fn run_node(args: &RunArgs) -> anyhow::Result<()> {
         domain_id,
     })?;
 
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    if let Some(seconds) = args.duration {
-        anyhow::ensure!(
-            seconds.is_finite() && seconds > 0.0,
-            "--duration is {seconds}, expected a positive number of seconds"
-        );
-        let timer = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs_f64(seconds));
-            timer.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-    }
+    let stop = stop_flag(args.duration)?;
     let stats = runner::run(&mut node, &config, runtime, &stop)?;
     let summary = serde_json::json!({
         "steps": stats.steps,
