@@ -1,7 +1,8 @@
-//! Retraining through the real `clarify train` child: a run on a missing store reports
-//! STATE_FAILED with the child's error and leaves the registry pointer alone; small runs on
-//! a fixture store are relayed as TrainingStatus, validated, activated and announced with
-//! ModelUpdate, the second one started by committed answers; a run killed by stopping the
+//! Retraining through the real `clarify train` child. A request on a missing store is
+//! rejected with its path. A failing child is reported as STATE_FAILED with its error, its
+//! run is closed as failed in the store, and the registry pointer stays. Small runs on a
+//! fixture store are relayed as TrainingStatus, validated, activated and announced with
+//! ModelUpdate, the second one started by committed answers. A run killed by stopping the
 //! manager is reported and leaves the registry as it was.
 //!
 //! Run through `.ci/netns-run`: the manager publishes on DDS.

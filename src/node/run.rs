@@ -88,7 +88,7 @@ where
         "" => recorder.dataset(),
         name => crate::train::choose_dataset(&store, Some(name))?.id,
     };
-    // Training reads the dataset that the queries come from, also when the store holds
+    // Training reads the dataset that the queries come from, also when the store contains
     // recordings of earlier sessions or imported datasets.
     let mut deploy = settings.deploy_config(program);
     if !deploy.train_args.iter().any(|arg| arg == "--dataset") {

@@ -95,14 +95,14 @@ pub struct RoundSelection {
     /// Whether the candidate draw returned fewer pairs than requested (see the warning
     /// logged with it), so that the round may have fewer than M queries.
     pub pool_exhausted: bool,
-    /// What CLARIFY's rejection step saw, for diagnostics; `None` for other rounds and for
-    /// CLARIFY rounds that fell back to disagreement ranking.
+    /// Distances seen by CLARIFY's rejection step, kept for diagnostics. `None` for other
+    /// rounds and for CLARIFY rounds that fell back to disagreement ranking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<ClarifyTrace>,
 }
 
-/// The distances behind one CLARIFY round: the reference queries drawn from the answered
-/// buffer and every candidate with its fate.
+/// Distances behind one CLARIFY round: the reference queries drawn from the labelled buffer
+/// and every candidate with its acceptance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClarifyTrace {
     /// Reference queries in draw order (with repeats).
