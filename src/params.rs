@@ -72,10 +72,18 @@ pub fn parse_node_parameters<T: DeserializeOwned>(
     node: &str,
 ) -> Result<T, ParamsError> {
     let parameters = node_parameters(text, path, namespace, node)?;
-    serde_json::from_value(Value::Object(parameters)).map_err(|error| ParamsError::Value {
-        path: path.to_path_buf(),
-        node: node.to_owned(),
-        message: error.to_string(),
+    serde_path_to_error::deserialize(Value::Object(parameters)).map_err(|error| {
+        let parameter = error.path().to_string();
+        let message = if parameter == "." {
+            error.inner().to_string()
+        } else {
+            format!("parameter {parameter}: {}", error.inner())
+        };
+        ParamsError::Value {
+            path: path.to_path_buf(),
+            node: node.to_owned(),
+            message,
+        }
     })
 }
 

@@ -11,6 +11,8 @@ mod train_support;
 #[path = "transport_netns.rs"]
 mod transport_netns;
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -155,6 +157,33 @@ fn training_runs_are_relayed_validated_and_deployed() -> Result<()> {
     let failed_run = Store::open(&store)?.training_run(run_id)?;
     assert_eq!(failed_run.status, RunStatus::Failed);
     assert!(failed_run.finished_at_unix_secs.is_some());
+    manager.stop()?;
+    drop(manager_node);
+
+    // A child that outlives the time limit is killed, and its run fails with the reason.
+    let hanging = folder.path().join("hanging-trainer.sh");
+    fs::write(&hanging, "#!/bin/sh\nexec sleep 600\n")?;
+    fs::set_permissions(&hanging, fs::Permissions::from_mode(0o755))?;
+    let mut manager_node = node("clarify_hanging")?;
+    let mut config = DeployConfig::new(&models, &store, &hanging);
+    config.time_limit_secs = 1.0;
+    let manager = ModelManager::start(&mut manager_node, config)?;
+    let started = Instant::now();
+    let run_id = manager.trigger("test").map_err(anyhow::Error::msg)?;
+    let seen = wait_for_run(&statuses, run_id)?;
+    let last = seen.last().context("no status")?;
+    assert_eq!(last.state, TrainingStatus::STATE_FAILED, "{seen:?}");
+    assert!(last.message.contains("time_limit_secs"), "{last:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        Store::open(&store)?.training_run(run_id)?.status,
+        RunStatus::Failed
+    );
+    assert_eq!(Registry::open(&models, 5)?.current()?, None);
     manager.stop()?;
     drop(manager_node);
 

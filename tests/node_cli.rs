@@ -54,11 +54,19 @@ fn invalid_parameters_exit_with_status_2() -> Result<()> {
             "at least one source",
         ),
         (
-            // NOTE: type errors from the parameter file name the value and the expected
-            // type but not the parameter.
             format!("{RECORDER}    queries_per_round: many\n"),
-            "\"many\"",
+            "parameter queries_per_round: invalid type: string \"many\"",
             "expected usize",
+        ),
+        (
+            format!("{RECORDER}    retrain:\n      nice: [1]\n"),
+            "parameter retrain.nice",
+            "expected i32",
+        ),
+        (
+            format!("{RECORDER}    retrain:\n      time_limit_secs: -1.0\n"),
+            "retrain.time_limit_secs = -1",
+            "a number of seconds >= 0",
         ),
     ];
     for (body, named, expected) in cases {

@@ -64,7 +64,7 @@ class DemoSettings:
     #: Steps per second the robot collects at (0: as fast as it can).
     collect_rate_hz: float = 1000.0
     #: Evaluation episodes per deployed model set.
-    eval_episodes: int = 10
+    eval_episodes: int = 20
     #: Control rate of the policy runner in Hz.
     runner_rate_hz: float = 200.0
     #: ε of the simulated operator's teacher.
@@ -85,15 +85,8 @@ class DemoSettings:
     query_lifetime_s: float = 60.0
     #: Open queries at which the node stops selecting new rounds.
     max_open_queries: int = 20
-    #: Extra `clarify train` arguments.
-    train_args: tuple[str, ...] = (
-        "--encoder-iterations",
-        "100",
-        "--encoder-later-iterations",
-        "20",
-        "--policy-steps",
-        "10000",
-    )
+    #: Extra `clarify train` arguments; none trains with the `cpu` preset.
+    train_args: tuple[str, ...] = ()
     #: Wall-clock limit of the whole run in seconds.
     timeout_s: float = 1800.0
 
@@ -238,6 +231,9 @@ def node_parameters(settings: DemoSettings, layout: Layout) -> dict[str, Any]:
         "pool_factor": settings.pool_factor,
         "query_lifetime_secs": settings.query_lifetime_s,
         "max_open_queries": settings.max_open_queries,
+        # The first round waits for the whole collection, so its random pairs come
+        # from every behaviour of the mix, not only from the first episodes.
+        "min_selection_episodes": settings.collect_episodes,
         "topics": {
             "queries": TOPICS["queries"],
             "submit_answer": TOPICS["submit_answer"],
@@ -761,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--train-args",
         help="extra clarify train arguments in one string, replacing the preset's "
-        f"({' '.join(defaults.train_args)})",
+        f"({' '.join(defaults.train_args) or 'none: the cpu preset'})",
     )
     parser.add_argument(
         "--timeout",

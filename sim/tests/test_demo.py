@@ -116,7 +116,10 @@ def test_parameter_file_names_work_folder(tmp_path: Path):
     assert text.count("ros__parameters:") == 2
     assert f"models_dir: {json.dumps(str(tmp_path / 'models'))}" in text
     assert "start_enabled: true" in text
-    assert '"--policy-steps"' in text
+    assert "train_args: []" in text
+    assert "min_selection_episodes: 150" in text
+    paper = parameter_file(PRESETS["paper"], layout)
+    assert 'train_args: ["--preset", "paper"]' in paper
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,9 @@ pub const DEFAULT_KEEP: usize = crate::train::DEFAULT_KEEP;
 pub const DEFAULT_NICE: i32 = 10;
 /// Default allowed drop in held-out reward accuracy, as a fraction of answers.
 pub const DEFAULT_ACCURACY_MARGIN: f32 = 0.05;
+/// Default wall-clock limit of one training run: 4 hours, far above the `cpu` preset's
+/// few minutes; paper-sized runs on a CPU need a larger limit.
+pub const DEFAULT_TRAIN_TIME_LIMIT_SECS: f64 = 4.0 * 3600.0;
 
 /// Arguments that the manager passes to `clarify train` itself, so `train_args` must not
 /// contain them.
@@ -72,6 +75,8 @@ pub struct DeployConfig {
     pub retrain_after_answers: u64,
     /// Niceness added to the training child through the `nice` program, 0 to 19.
     pub nice: i32,
+    /// Seconds after which a training child is killed and its run fails; 0 sets no limit.
+    pub time_limit_secs: f64,
     /// Allowed drop in held-out reward accuracy (a fraction in [0, 1]) of a new set against
     /// the active one.
     pub accuracy_margin: f32,
@@ -84,8 +89,8 @@ pub struct DeployConfig {
 }
 
 impl DeployConfig {
-    /// Returns settings with the defaults: keep 5, niceness 10, accuracy margin 0.05,
-    /// automatic retraining off, no expectation, the default names and CPU validation.
+    /// Returns settings with the defaults: keep 5, niceness 10, accuracy margin 0.05, a
+    /// 4-hour time limit, automatic retraining off, no expectation, the default names and CPU validation.
     pub fn new(
         models_dir: impl Into<PathBuf>,
         store_path: impl Into<PathBuf>,
@@ -99,6 +104,7 @@ impl DeployConfig {
             train_args: Vec::new(),
             retrain_after_answers: 0,
             nice: DEFAULT_NICE,
+            time_limit_secs: DEFAULT_TRAIN_TIME_LIMIT_SECS,
             accuracy_margin: DEFAULT_ACCURACY_MARGIN,
             expectation: Expectation::default(),
             topics: DeployTopics::default(),
@@ -134,6 +140,13 @@ impl DeployConfig {
                 "accuracy_margin",
                 self.accuracy_margin.to_string(),
                 "a fraction in [0, 1]",
+            );
+        }
+        if !(self.time_limit_secs.is_finite() && self.time_limit_secs >= 0.0) {
+            return invalid(
+                "time_limit_secs",
+                self.time_limit_secs.to_string(),
+                "a number of seconds >= 0 (0: no limit)",
             );
         }
         if self.train_program.as_os_str().is_empty() {

@@ -336,10 +336,18 @@ impl Inner {
 
         let mut installed: Option<String> = None;
         let mut stopped = false;
+        let mut timed_out = false;
+        let limit = (self.config.time_limit_secs > 0.0)
+            .then(|| Duration::from_secs_f64(self.config.time_limit_secs));
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 child.kill();
                 stopped = true;
+                break;
+            }
+            if limit.is_some_and(|limit| run.started.elapsed() >= limit) {
+                child.kill();
+                timed_out = true;
                 break;
             }
             match child.next_line(POLL) {
@@ -359,6 +367,12 @@ impl Inner {
         let (status, stderr) = child.finish();
         if stopped {
             return run.fail("the node stopped, so the training child was killed".to_owned());
+        }
+        if timed_out {
+            return run.fail(format!(
+                "clarify train ran longer than retrain.time_limit_secs = {} s and was killed",
+                self.config.time_limit_secs
+            ));
         }
         let status = match status {
             Ok(status) => status,

@@ -21,7 +21,8 @@ pub mod validate;
 
 pub use child::{ChildCommand, ProgressLine, error_text};
 pub use config::{
-    DEFAULT_ACCURACY_MARGIN, DEFAULT_KEEP, DEFAULT_NICE, DeployConfig, DeployError, DeployTopics,
+    DEFAULT_ACCURACY_MARGIN, DEFAULT_KEEP, DEFAULT_NICE, DEFAULT_TRAIN_TIME_LIMIT_SECS,
+    DeployConfig, DeployError, DeployTopics,
 };
 pub use manager::ModelManager;
 pub use validate::{HeldOutSource, Validation};

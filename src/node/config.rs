@@ -97,6 +97,8 @@ pub struct RetrainSettings {
     pub retrain_after_answers: u64,
     /// Niceness added to the training process, 0 to 19.
     pub nice: i32,
+    /// Seconds after which a training run is killed and reported failed; 0 sets no limit.
+    pub time_limit_secs: f64,
     /// Allowed drop of the held-out reward accuracy of a new model set, in [0, 1].
     pub accuracy_margin: f32,
 }
@@ -108,6 +110,7 @@ impl Default for RetrainSettings {
             train_args: Vec::new(),
             retrain_after_answers: 0,
             nice: 10,
+            time_limit_secs: crate::deploy::DEFAULT_TRAIN_TIME_LIMIT_SECS,
             accuracy_margin: 0.05,
         }
     }
@@ -157,6 +160,10 @@ pub struct NodeSettings {
     pub query_lifetime_secs: f64,
     /// No new round is selected while this many queries are open.
     pub max_open_queries: usize,
+    /// No round is selected before the selection dataset has this many episodes, so the
+    /// first queries compare segments from a varied pool rather than from the first
+    /// episodes only. 0 selects as soon as one segment exists.
+    pub min_selection_episodes: usize,
     /// Seconds between two publications of the open queries.
     pub republish_period_secs: f64,
     /// Seconds between two diagnostics publications.
@@ -192,6 +199,7 @@ impl Default for NodeSettings {
             pool_factor: crate::select::DEFAULT_POOL_FACTOR,
             query_lifetime_secs: 600.0,
             max_open_queries: 20,
+            min_selection_episodes: 0,
             republish_period_secs: 5.0,
             diagnostics_period_secs: 1.0,
             seed: 0,
@@ -257,6 +265,14 @@ impl NodeSettings {
             if !(value.is_finite() && value > 0.0) {
                 return invalid(field, value.to_string(), "a positive number of seconds");
             }
+        }
+        let limit = self.retrain.time_limit_secs;
+        if !(limit.is_finite() && limit >= 0.0) {
+            return invalid(
+                "retrain.time_limit_secs",
+                limit.to_string(),
+                "a number of seconds >= 0 (0: no limit)",
+            );
         }
         let margin = self.retrain.accuracy_margin;
         if !(margin.is_finite() && (0.0..=1.0).contains(&margin)) {
@@ -359,6 +375,7 @@ impl NodeSettings {
         config.train_args = self.retrain.train_args.clone();
         config.retrain_after_answers = self.retrain.retrain_after_answers;
         config.nice = self.retrain.nice;
+        config.time_limit_secs = self.retrain.time_limit_secs;
         config.accuracy_margin = self.retrain.accuracy_margin;
         let robot = "the recorder settings".to_owned();
         let names = ChannelInfo::of_recorder(&self.recorder).observation_names;

@@ -131,6 +131,7 @@ where
         published: BTreeMap::new(),
         unpublishable: BTreeSet::new(),
         last_attempt: None,
+        min_selection_episodes: settings.min_selection_episodes,
         last_republish: None,
         last_model_check: None,
         queries_selected: 0,
@@ -307,6 +308,8 @@ struct LoopState {
     /// Episode count, open query count and encoder version at the last selection that
     /// found no queries. No new attempt is made until one of them changes.
     last_attempt: Option<(usize, usize, Option<String>)>,
+    /// Episodes the selection dataset needs before the first round.
+    min_selection_episodes: usize,
     last_republish: Option<Instant>,
     last_model_check: Option<Instant>,
     queries_selected: u64,
@@ -380,6 +383,9 @@ impl LoopState {
                 return Vec::new();
             }
         };
+        if episodes < self.min_selection_episodes {
+            return Vec::new();
+        }
         let key = (
             episodes,
             open,
