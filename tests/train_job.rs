@@ -6,6 +6,8 @@ mod train_support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use clarify::infer::{ExecutionProviderKind, ModelSignature, TensorSpec};
@@ -282,6 +284,70 @@ fn killed_job_leaves_the_previous_set_untouched() -> Result<()> {
     assert_eq!(folder_files(&models.join("v1"))?, before);
     assert_eq!(std::fs::read(models.join("current"))?, pointer_before);
     Registry::open(&models, 5)?.load_current()?;
+    Ok(())
+}
+
+#[test]
+fn killed_job_resumes_policy_from_checkpoint() -> Result<()> {
+    let folder = tempfile::tempdir()?;
+    let store = folder.path().join("store.sqlite");
+    let models = folder.path().join("models");
+    let checkpoints = folder.path().join("checkpoints");
+    make_store(&store, &synthetic_dataset(6, 40, 5, 2, 3), 30, 4)?;
+    let settings = write_tiny_settings(folder.path(), 50)?;
+    let train = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clarify"));
+        command
+            .args(["-q", "train", "--store"])
+            .arg(&store)
+            .arg("--models")
+            .arg(&models)
+            .arg("--settings")
+            .arg(&settings)
+            .arg("--policy-checkpoints")
+            .arg(&checkpoints)
+            .args(["--version", "v1", "--min-clear-answers", "5"])
+            .args(["--replay-round", "10", "--policy-steps", "12000"])
+            .args(["--progress-interval", "1000"]);
+        command
+    };
+
+    // The first job is killed once it has written a checkpoint (every 5,000 steps).
+    let mut child = train()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !checkpoints.join("latest").is_file() {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the job ended ({status}) before writing a checkpoint");
+        }
+        ensure!(Instant::now() < deadline, "no checkpoint after 300 s");
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?;
+    child.wait()?;
+    assert!(!models.join("v1").exists());
+
+    // The rerun starts its policy stage at the checkpoint's step and installs the set.
+    let output = train().output()?;
+    ensure!(
+        output.status.success(),
+        "rerun failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(output.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let first_policy = lines
+        .iter()
+        .find(|line| line["stage"] == "policy")
+        .context("no policy progress")?;
+    let resumed_at = first_policy["step"].as_u64().context("no step")?;
+    assert!(resumed_at >= 5000, "{first_policy}");
+    assert_eq!(lines.last().context("no progress")?["version"], "v1");
+    Registry::open(&models, 5)?.load("v1")?;
     Ok(())
 }
 

@@ -94,6 +94,12 @@ pub struct TrainArgs {
     /// Policy gradient steps between progress lines.
     #[arg(long, value_name = "STEPS", default_value_t = 1000, value_parser = parse_positive)]
     progress_interval: usize,
+
+    /// Folder of IQL checkpoints, written every 5,000 policy steps. A job that finds a
+    /// checkpoint there trains the encoder and reward model again, which the seed makes
+    /// repeatable, and resumes the policy from it. A checkpoint of other data is replaced.
+    #[arg(long, value_name = "DIR")]
+    policy_checkpoints: Option<PathBuf>,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
@@ -143,6 +149,7 @@ fn settings(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
     settings.min_clear_answers = args.min_clear_answers;
     settings.replay_round = args.replay_round;
     settings.iql_progress_interval = args.progress_interval;
+    settings.policy_checkpoint_dir = args.policy_checkpoints.clone();
     if let Some(steps) = args.policy_steps {
         settings.iql.gradient_steps = steps;
     }

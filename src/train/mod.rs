@@ -108,6 +108,10 @@ pub struct TrainSettings {
     pub encoder_progress_interval: usize,
     /// IQL gradient steps between progress reports.
     pub iql_progress_interval: usize,
+    /// Folder of IQL checkpoints. A job that finds one there resumes the policy from it
+    /// (after training the encoder and reward model again, which the seed makes
+    /// repeatable); `None` keeps no checkpoints.
+    pub policy_checkpoint_dir: Option<PathBuf>,
     /// Row of the store's `training_runs` table opened by a supervising program, which the
     /// job closes; `None` opens a new row.
     pub run_id: Option<i64>,
@@ -135,6 +139,7 @@ impl TrainSettings {
             allow_dimension_change: false,
             encoder_progress_interval: 50,
             iql_progress_interval: 1000,
+            policy_checkpoint_dir: None,
             run_id: None,
         }
     }

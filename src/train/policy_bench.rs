@@ -294,11 +294,15 @@ fn policy_run(
         ..settings.iql.clone()
     };
     let progress_interval = (iql.gradient_steps / 20).max(1);
+    // An interrupted run resumes its policy from the newest checkpoint; the reward model
+    // trains again first, which the seed makes repeatable.
+    let checkpoints = folder.join("iql-checkpoints");
     let policy = train_policy(
         dataset,
         rewards.view(),
         &iql,
         progress_interval,
+        Some(&checkpoints),
         &mut reporter,
     )?;
 
@@ -314,6 +318,11 @@ fn policy_run(
     };
     write_model(&policy.trainer.policy_to_onnx(&info)?, &model_path)?;
     write_policy_manifest(folder, &policy.trainer, dataset)?;
+    fs::remove_dir_all(&checkpoints).map_err(|source| TrainError::Io {
+        operation: "remove",
+        path: checkpoints.clone(),
+        source,
+    })?;
 
     events(PolicyBenchEvent::Evaluating { source, seed });
     let started = Instant::now();

@@ -2,6 +2,7 @@
 //! install. The policy benchmark reuses the reward and policy stages.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use ndarray::{Array1, ArrayView1, Axis, Slice};
@@ -15,8 +16,8 @@ use crate::learn::encoder::{
     StateNormalization, TIMESTEPS_INPUT, Z_OUTPUT,
 };
 use crate::learn::iql::{
-    IqlConfig, IqlData, IqlReport, IqlTrainOptions, IqlTrainer, POLICY_ACTIONS_OUTPUT,
-    POLICY_OBSERVATIONS_INPUT,
+    IqlConfig, IqlData, IqlError, IqlReport, IqlTrainOptions, IqlTrainer, POLICY_ACTIONS_OUTPUT,
+    POLICY_OBSERVATIONS_INPUT, has_checkpoint,
 };
 use crate::learn::{
     ACTIONS_INPUT, OBSERVATIONS_INPUT, PreferencePairs, REWARDS_OUTPUT, RewardModel,
@@ -195,14 +196,24 @@ pub fn train_policy(
     rewards: ArrayView1<'_, f32>,
     config: &IqlConfig,
     progress_interval: usize,
+    checkpoint_dir: Option<&Path>,
     reporter: &mut Reporter<'_>,
 ) -> Result<PolicyOutcome, TrainError> {
     let data = IqlData::from_dataset(dataset, rewards, config.observation_std_epsilon)?;
-    let mut trainer = IqlTrainer::new(config.clone(), &data)?;
+    let mut trainer = match checkpoint_dir {
+        Some(dir) if has_checkpoint(dir) => resume_or_restart(dir, config, &data)?,
+        _ => IqlTrainer::new(config.clone(), &data)?,
+    };
     drop(data);
-    reporter.report(Stage::Policy, 0, config.gradient_steps, &[]);
+    reporter.report(
+        Stage::Policy,
+        trainer.completed_steps(),
+        config.gradient_steps,
+        &[],
+    );
     let options = IqlTrainOptions {
         progress_interval,
+        checkpoint_dir: checkpoint_dir.map(Path::to_path_buf),
         ..IqlTrainOptions::default()
     };
     let report = trainer.train(&options, |progress| {
@@ -219,6 +230,35 @@ pub fn train_policy(
         );
     })?;
     Ok(PolicyOutcome { trainer, report })
+}
+
+/// Resumes IQL from the newest checkpoint in `dir`. A checkpoint of other settings or of
+/// other data (the relabelled rewards differ) is left behind with a warning, and training
+/// starts again from step 0; the next checkpoint replaces it.
+fn resume_or_restart(
+    dir: &Path,
+    config: &IqlConfig,
+    data: &IqlData,
+) -> Result<IqlTrainer, TrainError> {
+    match IqlTrainer::resume(dir, data) {
+        Ok(trainer) if trainer.config() == config => Ok(trainer),
+        Ok(_) => {
+            tracing::warn!(
+                checkpoint = %dir.display(),
+                "the IQL checkpoint has other settings; training starts from step 0"
+            );
+            Ok(IqlTrainer::new(config.clone(), data)?)
+        }
+        Err(error @ IqlError::CheckpointMismatch { .. }) => {
+            tracing::warn!(
+                checkpoint = %dir.display(),
+                %error,
+                "the IQL checkpoint does not match the data; training starts from step 0"
+            );
+            Ok(IqlTrainer::new(config.clone(), data)?)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Runs the training stages on `inputs`, then exports and installs the set as `version`.
@@ -283,6 +323,7 @@ pub(super) fn train_and_install(
         rewards.view(),
         &iql_config,
         settings.iql_progress_interval,
+        settings.policy_checkpoint_dir.as_deref(),
         reporter,
     )?;
     let scale = policy.trainer.reward_scale();

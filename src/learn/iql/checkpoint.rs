@@ -216,6 +216,12 @@ impl IqlTrainer {
 }
 
 /// Returns the subfolder that `dir/latest` names.
+/// Returns whether `dir` names a checkpoint to resume from, that is, contains the file
+/// that points at the newest complete checkpoint.
+pub fn has_checkpoint(dir: &Path) -> bool {
+    dir.join(LATEST_FILE).is_file()
+}
+
 fn latest_checkpoint(dir: &Path) -> Result<PathBuf, IqlError> {
     let latest = dir.join(LATEST_FILE);
     let name = fs::read_to_string(&latest).map_err(|source| IqlError::CheckpointIo {

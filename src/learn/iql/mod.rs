@@ -14,7 +14,7 @@ mod export;
 mod networks;
 mod trainer;
 
-pub use checkpoint::CHECKPOINT_FORMAT_VERSION;
+pub use checkpoint::{CHECKPOINT_FORMAT_VERSION, has_checkpoint};
 pub use config::{CPU_GRADIENT_STEPS, IqlConfig, IqlPreset, PAPER_GRADIENT_STEPS};
 pub use data::{IqlData, ObservationNormalization};
 pub use error::IqlError;
