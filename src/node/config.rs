@@ -488,6 +488,17 @@ mod tests {
                 },
                 "topics.answers",
             ),
+            (
+                NodeSettings {
+                    console: ConsoleSettings {
+                        enabled: true,
+                        bind: "0.0.0.0".to_owned(),
+                        ..ConsoleSettings::default()
+                    },
+                    ..valid()
+                },
+                "console.token",
+            ),
         ];
         for (settings, field) in cases {
             let message = settings.validate().expect_err(field).to_string();
