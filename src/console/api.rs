@@ -514,7 +514,7 @@ async fn segment_media(
     let Path(path) = path?;
     let document = blocking(&shared, move |shared| {
         stored_segment(shared, path)?;
-        // TODO: answer with the clip or frames of the media module once the node has one.
+        // TODO: return the clip or frames of the media module once the node has one.
         Ok(json!({ "kind": "none" }))
     })
     .await?;

@@ -17,9 +17,9 @@
 //!   `{"kind": "none"}` until a media source is attached.
 //! - `GET /api/events`: server-sent events `queries`, `answers`, `training` and `model`.
 //!
-//! Off loopback every state-changing request (next, answer, undo) needs the access token,
-//! as `Authorization: Bearer` header or as the cookie that `/api/login` sets. Reads stay
-//! open.
+//! With an access token, which a non-loopback address requires, every state-changing
+//! request (next, answer, undo) needs it as `Authorization: Bearer` header or as the
+//! cookie that `/api/login` sets. Reads stay open.
 
 mod api;
 mod assets;
@@ -72,8 +72,8 @@ pub enum ConsoleError {
     Panicked,
 }
 
-/// What the console serves: the node's answer desk, its store and models, and what it
-/// knows about the recording.
+/// Inputs of the console: the node's answer desk, its store and models, and the
+/// recording's channels.
 pub struct ConsoleContext {
     /// The node's answer desk, shared with the answer topic and the SubmitAnswer service.
     pub desk: Arc<Mutex<AnswerDesk>>,
