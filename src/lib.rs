@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod bag;
 pub mod bench;
+pub mod console;
 pub mod dataset;
 pub mod deploy;
 pub mod diagnostics;

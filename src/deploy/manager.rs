@@ -206,6 +206,14 @@ impl ModelManager {
         }
     }
 
+    /// Takes back the count of one answer that an undo deleted. Does nothing when no
+    /// answer came since the last run started, because that run already used it.
+    pub fn answer_undone(&self) {
+        let mut state = lock(&self.inner.state);
+        state.snapshot.answers_since_training =
+            state.snapshot.answers_since_training.saturating_sub(1);
+    }
+
     /// Starts a training run as the TriggerRetrain service does; returns its run id, or
     /// why none started.
     pub fn trigger(&self, reason: &str) -> Result<i64, String> {

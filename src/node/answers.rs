@@ -15,13 +15,17 @@ use tracing::{info, warn};
 
 use crate::answer::Answer;
 use crate::msg::PreferenceAnswer;
-use crate::store::{NewAnswer, Query, QueryId, Store, StoreError};
+use crate::store::{NewAnswer, Query, QueryId, Store, StoreError, StoredAnswer};
 
 /// Receives a call for every answer committed to the store. The deployment part counts them
 /// to start retraining.
 pub trait AnswerListener: Send + Sync {
     /// Called once per committed answer, after the commit.
     fn answer_committed(&self);
+
+    /// Called once per answer deleted by an undo, after the commit, so that the answer no
+    /// longer counts.
+    fn answer_undone(&self) {}
 }
 
 /// The model manager behind a mutex, because it is `Send` but not `Sync`.
@@ -30,6 +34,12 @@ impl AnswerListener for std::sync::Mutex<crate::deploy::ModelManager> {
         self.lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .answer_committed();
+    }
+
+    fn answer_undone(&self) {
+        self.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .answer_undone();
     }
 }
 
@@ -42,6 +52,8 @@ pub enum AnswerSource {
     Service,
     /// A gamepad button.
     Joy,
+    /// The operator console (web).
+    Console,
 }
 
 impl fmt::Display for AnswerSource {
@@ -50,6 +62,7 @@ impl fmt::Display for AnswerSource {
             AnswerSource::Topic => "topic",
             AnswerSource::Service => "service",
             AnswerSource::Joy => "joy",
+            AnswerSource::Console => "console",
         })
     }
 }
@@ -120,6 +133,8 @@ pub struct AnswerCounters {
     pub duplicate: u64,
     /// Answers lost to a store failure (not acknowledged).
     pub store_failed: u64,
+    /// Stored answers deleted again by an undo; `accepted` still counts them.
+    pub undone: u64,
 }
 
 impl AnswerCounters {
@@ -236,6 +251,40 @@ impl AnswerDesk {
             }
         }
         result
+    }
+
+    /// Deletes the most recent answer of `operator` if it was committed at most
+    /// `window_secs` before `now_unix_secs`, and returns it. Its query is open again until at
+    /// least `reopen_until_unix_secs`. The listener hears of the undo, so the answer no
+    /// longer counts towards retraining.
+    ///
+    /// The window is judged by the answer's stored time, which is the node's clock for
+    /// console answers but the sender's stamp for topic and service answers.
+    pub fn undo(
+        &mut self,
+        operator: &str,
+        window_secs: f64,
+        now_unix_secs: f64,
+        reopen_until_unix_secs: f64,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        let undone = self.store.undo_answer(
+            operator,
+            now_unix_secs - window_secs,
+            reopen_until_unix_secs,
+        )?;
+        if let Some(answer) = &undone {
+            self.counters.undone += 1;
+            info!(
+                query = answer.query.get(),
+                answer = %answer.answer,
+                %operator,
+                "answer undone"
+            );
+            if let Some(listener) = &self.listener {
+                listener.answer_undone();
+            }
+        }
+        Ok(undone)
     }
 
     fn check_and_record(

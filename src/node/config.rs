@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::NodeError;
 use super::query_message::ChannelInfo;
+use crate::console::ConsoleSettings;
 use crate::deploy::{DeployConfig, DeployTopics};
 use crate::infer::InferConfig;
 use crate::learn::encoder::{EncoderConfig, TimeEmbedding};
@@ -185,6 +186,8 @@ pub struct NodeSettings {
     pub infer: InferConfig,
     /// Retraining settings.
     pub retrain: RetrainSettings,
+    /// Operator console (web page) settings.
+    pub console: ConsoleSettings,
 }
 
 impl Default for NodeSettings {
@@ -213,6 +216,7 @@ impl Default for NodeSettings {
             encoder: EncoderSettings::default(),
             infer: InferConfig::default(),
             retrain: RetrainSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -363,6 +367,18 @@ impl NodeSettings {
             value: format!("{:?}", self.infer),
             expected: error.to_string(),
         })?;
+        if self.console.enabled {
+            let token = self
+                .console
+                .resolve_token(std::env::var(crate::console::TOKEN_ENV).ok());
+            self.console
+                .validate(token.as_deref())
+                .map_err(|error| NodeError::Config {
+                    field: format!("console.{}", error.field),
+                    value: error.value,
+                    expected: error.expected,
+                })?;
+        }
         Ok(())
     }
 
@@ -488,6 +504,17 @@ mod tests {
                     ..valid()
                 },
                 "topics.answers",
+            ),
+            (
+                NodeSettings {
+                    console: ConsoleSettings {
+                        enabled: true,
+                        bind: "0.0.0.0".to_owned(),
+                        ..ConsoleSettings::default()
+                    },
+                    ..valid()
+                },
+                "console.token",
             ),
         ];
         for (settings, field) in cases {

@@ -38,6 +38,7 @@ pub use query_message::{ChannelInfo, query_message};
 pub use run::{NodeSummary, run};
 pub use selection::RoundPlanner;
 
+use crate::console::ConsoleError;
 use crate::deploy::DeployError;
 use crate::infer::InferError;
 use crate::learn::encoder::EncoderError;
@@ -83,6 +84,8 @@ pub enum NodeError {
     Train(#[from] TrainError),
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
 }
 
 impl NodeError {
@@ -100,6 +103,7 @@ impl NodeError {
             NodeError::Registry(error) => error.is_invalid_input(),
             NodeError::Train(error) => error.is_invalid_input(),
             NodeError::Deploy(error) => matches!(error, DeployError::Config { .. }),
+            NodeError::Console(error) => matches!(error, ConsoleError::Config(_)),
             _ => false,
         }
     }

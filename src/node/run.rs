@@ -13,6 +13,7 @@ use super::config::NodeSettings;
 use super::joy::JoyMapper;
 use super::query_message::{ChannelInfo, query_message};
 use super::selection::RoundPlanner;
+use crate::console::{Console, ConsoleContext};
 use crate::deploy::ModelManager;
 use crate::diagnostics::{NodeStatus, diagnostic_array};
 use crate::msg::{
@@ -116,6 +117,7 @@ where
         Some(transport.create_subscription::<Joy>(&settings.joy.topic, &QosConfig::default())?)
     };
     let service = serve_submit_answer(transport, &topics.submit_answer, Arc::clone(&desk))?;
+    let console = start_console(settings, &desk, &manager, dataset)?;
     info!(
         queries = %queries.topic(),
         answers = %answers.topic(),
@@ -216,6 +218,11 @@ where
     }
 
     info!("node stopping");
+    if let Some(console) = console
+        && let Err(error) = console.stop()
+    {
+        warn!(%error, "the operator console did not stop cleanly");
+    }
     drop(service);
     let answers_counted = {
         let mut desk = lock(&desk);
@@ -242,6 +249,36 @@ where
         recording: recording.dataset,
         recorder: recording.counters,
     })
+}
+
+/// Starts the operator console when `console.enabled` is set. It commits answers through
+/// the node's desk and reads the model manager's state.
+fn start_console(
+    settings: &NodeSettings,
+    desk: &Arc<Mutex<AnswerDesk>>,
+    manager: &Arc<Mutex<ModelManager>>,
+    dataset: DatasetId,
+) -> Result<Option<Console>, NodeError> {
+    if !settings.console.enabled {
+        return Ok(None);
+    }
+    let manager = Arc::clone(manager);
+    let context = ConsoleContext {
+        desk: Arc::clone(desk),
+        store_path: settings.store_path.clone(),
+        models_dir: settings.models_dir.clone(),
+        snapshot: Arc::new(move || {
+            manager
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .snapshot()
+        }),
+        dataset,
+        channels: ChannelInfo::of_recorder(&settings.recorder),
+        retrain_after_answers: settings.retrain.retrain_after_answers,
+    };
+    let token = std::env::var(crate::console::TOKEN_ENV).ok();
+    Ok(Some(Console::start(&settings.console, token, context)?))
 }
 
 /// Serves the SubmitAnswer service: each request is committed (or rejected) by the desk

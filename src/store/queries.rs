@@ -226,6 +226,63 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the most recent answer of `operator` when it was answered at or after
+    /// `answered_after_unix_secs`, so that its query is unanswered again, and returns it.
+    /// Returns `None` when `operator` has no answer that recent.
+    ///
+    /// A query whose expiry time is before `open_until_unix_secs` gets that expiry time, so
+    /// the reopened query is offered again even when it expired while it was answered.
+    /// Both changes are one transaction, on disk when this returns `Ok`.
+    pub fn undo_answer(
+        &mut self,
+        operator: &str,
+        answered_after_unix_secs: f64,
+        open_until_unix_secs: f64,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        check_number("answered_after_unix_secs", answered_after_unix_secs, false)?;
+        check_number("open_until_unix_secs", open_until_unix_secs, false)?;
+
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .during("begin the answer undo")?;
+        let found = transaction
+            .query_row(
+                &format!(
+                    "SELECT a.query_id, {ANSWER_COLUMNS} FROM answers a \
+                     WHERE a.operator = ?1 AND a.answered_at_unix_secs >= ?2 \
+                     ORDER BY a.answered_at_unix_secs DESC, a.query_id DESC LIMIT 1"
+                ),
+                params![operator, answered_after_unix_secs],
+                |row| {
+                    let query = QueryId(row.get(0)?);
+                    Ok(read_answer(row, query, 1))
+                },
+            )
+            .optional()
+            .during("find the answer to undo")?
+            .transpose()?;
+        let Some(answer) = found else {
+            return Ok(None);
+        };
+
+        transaction
+            .execute(
+                "DELETE FROM answers WHERE query_id = ?1",
+                [answer.query.get()],
+            )
+            .during("delete an answer")?;
+        transaction
+            .execute(
+                "UPDATE queries SET expires_at_unix_secs = ?2 \
+                 WHERE id = ?1 AND expires_at_unix_secs < ?2",
+                params![answer.query.get(), open_until_unix_secs],
+            )
+            .during("reopen an answered query")?;
+        transaction.commit().during("commit an answer undo")?;
+        Ok(Some(answer))
+    }
+
     /// Sets or clears (`None`) the expiry time of a stored query, in Unix seconds.
     pub fn set_query_expiry(
         &mut self,
@@ -517,6 +574,78 @@ mod tests {
 
         let error = result.expect_err("insert succeeded").to_string();
         assert!(error.contains("CHECK"), "{error}");
+        Ok(())
+    }
+
+    fn answer_by(query: QueryId, operator: &str, at: f64) -> NewAnswer {
+        NewAnswer {
+            query,
+            operator: operator.to_owned(),
+            answer: Answer::Left,
+            answered_at_unix_secs: at,
+            response_secs: 1.0,
+        }
+    }
+
+    #[test]
+    fn undo_answer_deletes_latest_of_operator() -> Result<(), StoreError> {
+        let (_folder, mut store, episodes) = store_with_episodes()?;
+        let first = store.insert_query(&new_query(episodes))?;
+        let second = store.insert_query(&new_query(episodes))?;
+        let third = store.insert_query(&new_query(episodes))?;
+        store.record_answer(&answer_by(first, "alice", 100.0))?;
+        store.record_answer(&answer_by(second, "alice", 101.0))?;
+        store.record_answer(&answer_by(third, "bob", 102.0))?;
+
+        let undone = store.undo_answer("alice", 95.0, 0.0)?;
+
+        assert_eq!(undone.map(|answer| answer.query), Some(second));
+        assert!(store.answer(second)?.is_none());
+        assert!(store.answer(first)?.is_some());
+        assert!(store.answer(third)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn undo_answer_outside_window_keeps_answer() -> Result<(), StoreError> {
+        let (_folder, mut store, episodes) = store_with_episodes()?;
+        let query = store.insert_query(&new_query(episodes))?;
+        store.record_answer(&answer_by(query, "alice", 100.0))?;
+
+        assert_eq!(store.undo_answer("alice", 100.5, 0.0)?, None);
+        assert_eq!(store.undo_answer("bob", 0.0, 0.0)?, None);
+        assert!(store.answer(query)?.is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn undo_answer_extends_passed_expiry() -> Result<(), StoreError> {
+        let (_folder, mut store, episodes) = store_with_episodes()?;
+        let expired = store.insert_query(&NewQuery {
+            expires_at_unix_secs: Some(50.0),
+            ..new_query(episodes)
+        })?;
+        let later = store.insert_query(&NewQuery {
+            expires_at_unix_secs: Some(500.0),
+            ..new_query(episodes)
+        })?;
+        store.record_answer(&answer_by(expired, "alice", 40.0))?;
+        store.record_answer(&answer_by(later, "bob", 40.0))?;
+
+        store.undo_answer("alice", 0.0, 200.0)?;
+        store.undo_answer("bob", 0.0, 200.0)?;
+
+        let open: Vec<QueryId> = store
+            .unanswered_queries(150.0)?
+            .into_iter()
+            .map(|query| query.id)
+            .collect();
+        assert_eq!(open, [expired, later]);
+        assert_eq!(
+            store.query(expired)?.query.expires_at_unix_secs,
+            Some(200.0)
+        );
+        assert_eq!(store.query(later)?.query.expires_at_unix_secs, Some(500.0));
         Ok(())
     }
 
