@@ -10,6 +10,7 @@ use super::query_message::ChannelInfo;
 use crate::deploy::{DeployConfig, DeployTopics};
 use crate::infer::InferConfig;
 use crate::learn::encoder::{EncoderConfig, TimeEmbedding};
+use crate::media::{ClipSettings, MediaError};
 use crate::recorder::{RecorderConfig, RecorderError};
 use crate::registry::Expectation;
 use crate::segment::DEFAULT_SEGMENT_LENGTH;
@@ -178,6 +179,8 @@ pub struct NodeSettings {
     pub infer: InferConfig,
     /// Retraining settings.
     pub retrain: RetrainSettings,
+    /// Rendered clips of simulator datasets for the operator console.
+    pub clips: ClipSettings,
 }
 
 impl Default for NodeSettings {
@@ -205,6 +208,7 @@ impl Default for NodeSettings {
             encoder: EncoderSettings::default(),
             infer: InferConfig::default(),
             retrain: RetrainSettings::default(),
+            clips: ClipSettings::default(),
         }
     }
 }
@@ -313,6 +317,18 @@ impl NodeSettings {
 
     /// Checks the recorder, selector, QoS and ONNX Runtime settings.
     fn validate_nested(&self) -> Result<(), NodeError> {
+        if let Err(MediaError::Config {
+            field,
+            value,
+            expected,
+        }) = self.clips.validate()
+        {
+            return Err(NodeError::Config {
+                field,
+                value,
+                expected,
+            });
+        }
         self.recorder.plan().map_err(|error| match error {
             RecorderError::Config {
                 field,

@@ -15,6 +15,7 @@ use super::query_message::{ChannelInfo, query_message};
 use super::selection::RoundPlanner;
 use crate::deploy::ModelManager;
 use crate::diagnostics::{NodeStatus, diagnostic_array};
+use crate::media::CameraCounterSnapshot;
 use crate::msg::{
     DiagnosticArray, Joy, ModelUpdate, PreferenceAnswer, PreferenceQuery, RollbackModel,
     SubmitAnswer, SubmitAnswerRequest, SubmitAnswerResponse, Time, TrainingStatus, TriggerRetrain,
@@ -42,6 +43,8 @@ pub struct NodeSummary {
     pub recording: DatasetId,
     /// The recorder's final counts.
     pub recorder: CounterSnapshot,
+    /// Final counts of the camera topic; absent without one.
+    pub camera: Option<CameraCounterSnapshot>,
 }
 
 /// Locks the desk. A panic while holding the lock cannot leave a half-written answer,
@@ -240,6 +243,7 @@ where
         queries_expired: state.queries_expired,
         recording: recording.dataset,
         recorder: recording.counters,
+        camera: recording.camera,
     })
 }
 
