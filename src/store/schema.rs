@@ -227,3 +227,33 @@ fn check_known(path: &Path, found: i64) -> Result<(), StoreError> {
         supported: SCHEMA_VERSION,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_file_gains_camera_frames() -> Result<(), Box<dyn std::error::Error>> {
+        let folder = tempfile::tempdir()?;
+        let path = folder.path().join("v1.sqlite");
+        let mut connection = Connection::open(&path)?;
+        connection.execute_batch(V1)?;
+        connection.pragma_update(None, "user_version", 1)?;
+        connection.execute(
+            "INSERT INTO datasets (name, source_path, content_sha256, observation_dim, \
+             action_dim, imported_at_unix_secs) VALUES ('old', 'old.npz', ?1, 2, 1, 1.0)",
+            ["0".repeat(64)],
+        )?;
+
+        migrate(&mut connection, &path)?;
+
+        assert_eq!(user_version(&connection)?, 2);
+        let datasets: i64 =
+            connection.query_row("SELECT count(*) FROM datasets", [], |row| row.get(0))?;
+        assert_eq!(datasets, 1);
+        let frames: i64 =
+            connection.query_row("SELECT count(*) FROM camera_frames", [], |row| row.get(0))?;
+        assert_eq!(frames, 0);
+        Ok(())
+    }
+}
