@@ -416,6 +416,9 @@ pub fn check_renderable(path: &Path) -> Result<(), String> {
 }
 
 /// Removes renders that a stopped process left unfinished.
+///
+/// NOTE: this also removes the unfinished renders of another running process that shares
+/// the folder, so that render fails. Give each node its own cache folder.
 fn remove_partial_files(folder: &Path) {
     let Ok(entries) = fs::read_dir(folder) else {
         return;
