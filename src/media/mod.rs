@@ -335,3 +335,15 @@ fn clip_request(store: &Store, segment: SegmentRef) -> Result<Option<ClipRequest
         length: segment.length,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_is_shareable_across_threads() {
+        // A web server keeps the service in shared state that its handler threads read.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<MediaService>();
+    }
+}
