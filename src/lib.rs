@@ -21,6 +21,7 @@ pub mod fingerprint;
 pub mod infer;
 pub mod labels;
 pub mod learn;
+pub mod media;
 pub mod msg;
 pub mod node;
 pub mod onnx;

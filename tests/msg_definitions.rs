@@ -45,6 +45,14 @@ const STANDARD_DEFINITIONS: &[(&str, &str)] = &[
         "std_msgs/Header header\nfloat32[] axes\nint32[] buttons\n",
     ),
     (
+        "sensor_msgs/msg/Image",
+        "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\nuint8 is_bigendian\nuint32 step\nuint8[] data\n",
+    ),
+    (
+        "sensor_msgs/msg/CompressedImage",
+        "std_msgs/Header header\nstring format\nuint8[] data\n",
+    ),
+    (
         "geometry_msgs/msg/Vector3",
         "float64 x\nfloat64 y\nfloat64 z\n",
     ),

@@ -14,8 +14,9 @@ use common::{NpzFixture, temp_path};
 use ndarray::{Array1, Array2};
 use rusqlite::Connection;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "answers",
+    "camera_frames",
     "datasets",
     "episodes",
     "models",

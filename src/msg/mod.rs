@@ -28,9 +28,10 @@ pub use clarify::{
     TrainingStatus, Transition, TriggerRetrain, TriggerRetrainRequest, TriggerRetrainResponse,
 };
 pub use standard::{
-    Byte, Covariance, DiagnosticArray, DiagnosticStatus, Duration, Float32MultiArray, Header,
-    JointState, Joy, KeyValue, MultiArrayDimension, MultiArrayLayout, Odometry, Point, Pose,
-    PoseWithCovariance, Quaternion, StringMessage, Time, Twist, TwistWithCovariance, Vector3,
+    Byte, CompressedImage, Covariance, DiagnosticArray, DiagnosticStatus, Duration,
+    Float32MultiArray, Header, Image, JointState, Joy, KeyValue, MultiArrayDimension,
+    MultiArrayLayout, Odometry, Point, Pose, PoseWithCovariance, Quaternion, StringMessage, Time,
+    Twist, TwistWithCovariance, Vector3,
 };
 
 /// Package of the project's own interfaces.
@@ -270,6 +271,8 @@ pub fn standard_descriptions() -> Vec<MessageDescription> {
         MessageDescription::of::<Float32MultiArray>(),
         MessageDescription::of::<JointState>(),
         MessageDescription::of::<Joy>(),
+        MessageDescription::of::<Image>(),
+        MessageDescription::of::<CompressedImage>(),
         MessageDescription::of::<Vector3>(),
         MessageDescription::of::<Twist>(),
         MessageDescription::of::<Point>(),

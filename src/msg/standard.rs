@@ -165,6 +165,42 @@ ros_message! {
 }
 
 ros_message! {
+    /// An uncompressed camera image. Row `r` starts at byte `r * step` of `data`.
+    #[derive(Default)]
+    pub struct Image = "sensor_msgs" / "msg" / "Image" {
+        /// Time the image was captured; `frame_id` is the camera's optical frame.
+        pub header: Header,
+        /// Number of rows.
+        pub height: u32,
+        /// Number of columns.
+        pub width: u32,
+        /// Pixel layout, such as `rgb8`, `bgr8` or `mono8` (names of ROS 2's
+        /// `sensor_msgs/image_encodings.hpp`).
+        pub encoding: String,
+        /// 1 when multi-byte channel values are big-endian.
+        pub is_bigendian: u8,
+        /// Length of one row in bytes, at least `width` times the bytes per pixel.
+        pub step: u32,
+        /// Pixel bytes, `step * height` of them.
+        pub data: Vec<u8>,
+    }
+}
+
+ros_message! {
+    /// A compressed camera image.
+    #[derive(Default)]
+    pub struct CompressedImage = "sensor_msgs" / "msg" / "CompressedImage" {
+        /// Time the image was captured; `frame_id` is the camera's optical frame.
+        pub header: Header,
+        /// Compression format: `jpeg` or `png`, optionally preceded by the original
+        /// encoding, as in `rgb8; jpeg compressed bgr8` from image_transport.
+        pub format: String,
+        /// The compressed image file's bytes.
+        pub data: Vec<u8>,
+    }
+}
+
+ros_message! {
     /// A 3-D vector.
     #[derive(Default, Copy)]
     pub struct Vector3 = "geometry_msgs" / "msg" / "Vector3" {

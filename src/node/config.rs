@@ -11,6 +11,7 @@ use crate::console::ConsoleSettings;
 use crate::deploy::{DeployConfig, DeployTopics};
 use crate::infer::InferConfig;
 use crate::learn::encoder::{EncoderConfig, TimeEmbedding};
+use crate::media::{ClipSettings, MediaError};
 use crate::recorder::{RecorderConfig, RecorderError};
 use crate::registry::Expectation;
 use crate::segment::DEFAULT_SEGMENT_LENGTH;
@@ -188,6 +189,8 @@ pub struct NodeSettings {
     pub retrain: RetrainSettings,
     /// Operator console (web page) settings.
     pub console: ConsoleSettings,
+    /// Rendered clips of simulator datasets for the operator console.
+    pub clips: ClipSettings,
 }
 
 impl Default for NodeSettings {
@@ -217,6 +220,7 @@ impl Default for NodeSettings {
             infer: InferConfig::default(),
             retrain: RetrainSettings::default(),
             console: ConsoleSettings::default(),
+            clips: ClipSettings::default(),
         }
     }
 }
@@ -333,6 +337,18 @@ impl NodeSettings {
 
     /// Checks the recorder, selector, QoS and ONNX Runtime settings.
     fn validate_nested(&self) -> Result<(), NodeError> {
+        if let Err(MediaError::Config {
+            field,
+            value,
+            expected,
+        }) = self.clips.validate()
+        {
+            return Err(NodeError::Config {
+                field,
+                value,
+                expected,
+            });
+        }
         self.recorder.plan().map_err(|error| match error {
             RecorderError::Config {
                 field,

@@ -16,6 +16,7 @@ use super::selection::RoundPlanner;
 use crate::console::{Console, ConsoleContext};
 use crate::deploy::ModelManager;
 use crate::diagnostics::{NodeStatus, diagnostic_array};
+use crate::media::CameraCounterSnapshot;
 use crate::msg::{
     DiagnosticArray, Joy, ModelUpdate, PreferenceAnswer, PreferenceQuery, RollbackModel,
     SubmitAnswer, SubmitAnswerRequest, SubmitAnswerResponse, Time, TrainingStatus, TriggerRetrain,
@@ -43,6 +44,8 @@ pub struct NodeSummary {
     pub recording: DatasetId,
     /// The recorder's final counts.
     pub recorder: CounterSnapshot,
+    /// Final counts of the camera topic; absent without one.
+    pub camera: Option<CameraCounterSnapshot>,
 }
 
 /// Locks the desk. A panic while holding the lock cannot leave a half-written answer,
@@ -248,6 +251,7 @@ where
         queries_expired: state.queries_expired,
         recording: recording.dataset,
         recorder: recording.counters,
+        camera: recording.camera,
     })
 }
 

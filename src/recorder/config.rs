@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::RecorderError;
+use crate::media::CameraSource;
 use crate::msg::{
     Float32MultiArray, JointState, Odometry, RosMessage, StringMessage, Transition, Twist,
 };
@@ -137,6 +138,9 @@ pub struct RecorderConfig {
     pub transition: Option<TransitionSource>,
     /// Episode boundaries.
     pub episode: EpisodeConfig,
+    /// A camera topic whose images are stored with the steps, at most one per step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraSource>,
     /// QoS of the subscriptions.
     pub qos: QosConfig,
     /// Capacity of the queue between the subscriptions and the recorder, in messages.
@@ -157,6 +161,7 @@ impl Default for RecorderConfig {
             action: Vec::new(),
             transition: None,
             episode: EpisodeConfig::default(),
+            camera: None,
             qos: QosConfig {
                 depth: 1000,
                 ..QosConfig::default()
@@ -311,6 +316,19 @@ impl RecorderConfig {
                         role: Role::EpisodeEvents,
                     });
                 }
+            }
+        }
+
+        if let Some(camera) = &self.camera {
+            camera
+                .check()
+                .map_err(|(field, value, expected)| invalid(field, value, expected))?;
+            if plan.iter().any(|entry| entry.topic == camera.topic) {
+                return Err(invalid(
+                    "camera.topic",
+                    camera.topic.clone(),
+                    "a topic that no observation, action, transition or episode source uses",
+                ));
             }
         }
 

@@ -17,7 +17,8 @@ use super::config::{RecorderConfig, Role, TopicPlan};
 use super::counters::{Counters, DropLog, DropReason, StepDropReason};
 use super::extract::{self, Incoming, Rejected};
 use crate::dataset::EpisodeEnd;
-use crate::store::EpisodeArrays;
+use crate::media::{CameraCounters, EncodedFrame};
+use crate::store::{CameraFrame, EpisodeArrays};
 
 /// A finished episode, ready for the store.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +28,9 @@ pub struct RecordedEpisode {
     pub arrays: EpisodeArrays,
     /// Kind of episode end.
     pub end: EpisodeEnd,
+    /// Camera frames of the episode's steps, in step order, at most one per step; empty
+    /// without a camera topic.
+    pub frames: Vec<CameraFrame>,
 }
 
 impl RecordedEpisode {
@@ -61,8 +65,17 @@ struct Latest {
     time_ns: i64,
 }
 
+/// The newest camera frame and whether a step has taken it.
+#[derive(Debug)]
+struct LatestFrame {
+    frame: EncodedFrame,
+    time_ns: i64,
+    attached: bool,
+}
+
 #[derive(Debug, Default)]
 struct Buffer {
+    frames: Vec<CameraFrame>,
     observations: Vec<f32>,
     actions: Vec<f32>,
     rewards: Vec<f32>,
@@ -89,6 +102,8 @@ pub struct RecorderCore<S: EpisodeSink> {
     counters: Arc<Counters>,
     log: DropLog,
     sink: S,
+    camera: Option<Arc<CameraCounters>>,
+    latest_frame: Option<LatestFrame>,
 }
 
 impl<S: EpisodeSink> RecorderCore<S> {
@@ -116,7 +131,67 @@ impl<S: EpisodeSink> RecorderCore<S> {
             log: DropLog::new(config.log_interval_secs),
             sink,
             plan,
+            camera: None,
+            latest_frame: None,
         })
+    }
+
+    /// Counts camera frames in `counters`. Without this, [`RecorderCore::push_frame`]
+    /// still attaches frames but counts nothing.
+    pub fn with_camera(mut self, counters: Arc<CameraCounters>) -> Self {
+        self.camera = Some(counters);
+        self
+    }
+
+    /// Handles one camera frame received at `receive_ns`. Ticks before `receive_ns` run
+    /// first. The next step (tick or Transition message) takes the frame when it is no
+    /// older than `max_age_secs` then, by its header stamp or else its receive time.
+    pub fn push_frame(&mut self, frame: EncodedFrame, receive_ns: i64) {
+        self.run_ticks(receive_ns, false);
+        let time_ns = frame.stamp_ns.unwrap_or(receive_ns);
+        if receive_ns.saturating_sub(time_ns) > self.max_age_ns {
+            if let Some(camera) = &self.camera {
+                camera.dropped("stale", 1);
+            }
+            return;
+        }
+        if let Some(camera) = &self.camera {
+            camera.converted();
+        }
+        let previous = self.latest_frame.replace(LatestFrame {
+            frame,
+            time_ns,
+            attached: false,
+        });
+        if let (Some(previous), Some(camera)) = (previous, &self.camera)
+            && !previous.attached
+        {
+            camera.superseded();
+        }
+    }
+
+    /// Attaches the newest frame to the step just recorded, unless a step took it already
+    /// or it is older than `max_age_secs` at `now_ns`.
+    fn attach_frame(&mut self, now_ns: i64) {
+        let Some(latest) = self.latest_frame.as_mut() else {
+            return;
+        };
+        if latest.attached || now_ns.saturating_sub(latest.time_ns) > self.max_age_ns {
+            return;
+        }
+        latest.attached = true;
+        let frame = &latest.frame;
+        self.buffer.frames.push(CameraFrame {
+            step: self.buffer.steps - 1,
+            stamp_unix_secs: latest.time_ns as f64 * 1e-9,
+            format: frame.format,
+            width: frame.width,
+            height: frame.height,
+            data: frame.data.clone(),
+        });
+        if let Some(camera) = &self.camera {
+            camera.attached();
+        }
     }
 
     /// Returns the subscribed topics, in the order that topic indexes refer to.
@@ -177,7 +252,7 @@ impl<S: EpisodeSink> RecorderCore<S> {
                     source.observation_size,
                     source.action_size,
                 )
-                .map(|()| self.record_transition(transition)),
+                .map(|()| self.record_transition(transition, receive_ns)),
                 other => Err(type_mismatch(&other, "clarify_msgs/msg/Transition")),
             },
             Role::EpisodeEvents => match message {
@@ -317,6 +392,7 @@ impl<S: EpisodeSink> RecorderCore<S> {
         self.buffer.rewards.push(0.0);
         self.buffer.steps += 1;
         self.counters.step_recorded();
+        self.attach_frame(tick_ns);
 
         if self.max_steps.is_some_and(|max| self.buffer.steps >= max) {
             self.close(EpisodeEnd::TimedOut, false);
@@ -325,7 +401,7 @@ impl<S: EpisodeSink> RecorderCore<S> {
         true
     }
 
-    fn record_transition(&mut self, transition: crate::msg::Transition) {
+    fn record_transition(&mut self, transition: crate::msg::Transition, receive_ns: i64) {
         if let Some((episode_id, expected_step)) = self.buffer.transition
             && (episode_id != transition.episode_id || expected_step != transition.step)
         {
@@ -345,6 +421,7 @@ impl<S: EpisodeSink> RecorderCore<S> {
         self.buffer.steps += 1;
         self.buffer.transition = Some((transition.episode_id, transition.step.wrapping_add(1)));
         self.counters.step_recorded();
+        self.attach_frame(receive_ns);
 
         if transition.terminated {
             self.close(EpisodeEnd::Terminated, false);
@@ -380,10 +457,15 @@ impl<S: EpisodeSink> RecorderCore<S> {
                 rewards: Array1::from(buffer.rewards),
             },
             end,
+            frames: buffer.frames,
         };
+        let frames = episode.frames.len();
         self.counters.episode_completed(interrupted);
         if let Err(reason) = self.sink.submit(episode) {
             self.counters.steps_dropped(reason, steps);
+            if let Some(camera) = &self.camera {
+                camera.lost(frames);
+            }
             warn!(
                 steps,
                 ?reason,
@@ -398,4 +480,84 @@ fn type_mismatch(message: &Incoming, expected: &str) -> Rejected {
         DropReason::Malformed,
         format!("got a {} message, expected {expected}", message.type_name()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::Twist;
+    use crate::recorder::Source;
+    use crate::store::FrameFormat;
+
+    const MS: i64 = 1_000_000;
+    /// A multiple of the 100 ms tick period, so ticks fall at BASE + 100 ms, + 200 ms, ...
+    const BASE: i64 = 1_700_000_000_000 * MS;
+
+    fn frame(marker: u8, stamp_ns: Option<i64>) -> EncodedFrame {
+        EncodedFrame {
+            format: FrameFormat::Jpeg,
+            width: 1,
+            height: 1,
+            data: vec![marker],
+            stamp_ns,
+        }
+    }
+
+    #[test]
+    fn frames_attach_once_per_step() -> Result<(), RecorderError> {
+        let config = RecorderConfig {
+            control_rate_hz: 10.0,
+            max_age_secs: 0.5,
+            observation: vec![Source::Twist {
+                topic: "/observation".into(),
+            }],
+            action: vec![Source::Twist {
+                topic: "/action".into(),
+            }],
+            ..RecorderConfig::default()
+        };
+        let topics = config.plan()?.into_iter().map(|entry| entry.topic);
+        let counters = Arc::new(Counters::new(topics));
+        let camera = Arc::new(CameraCounters::new("/camera"));
+        let mut core =
+            RecorderCore::new(&config, counters, Vec::new())?.with_camera(Arc::clone(&camera));
+
+        // Sources arrive every 50 ms. A 33 Hz camera pauses from 400 ms to 700 ms, and one
+        // image at 500 ms has a stamp 2 s old.
+        for t in (0..1000).step_by(10) {
+            let now = BASE + t * MS;
+            if t % 50 == 0 {
+                core.push(0, Incoming::Twist(Twist::default()), now);
+                core.push(1, Incoming::Twist(Twist::default()), now);
+            }
+            if t % 30 == 0 && !(400..700).contains(&t) {
+                core.push_frame(frame((t / 30) as u8, None), now);
+            }
+            if t == 500 {
+                core.push_frame(frame(200, Some(now - 2000 * MS)), now);
+            }
+        }
+        core.advance_to(BASE + 1000 * MS);
+        let episodes = core.finish();
+
+        assert_eq!(episodes.len(), 1);
+        assert_eq!(episodes[0].steps(), 10);
+        let frames = &episodes[0].frames;
+        let steps: Vec<usize> = frames.iter().map(|frame| frame.step).collect();
+        // Each tick takes the newest image received up to its time, as for the other
+        // sources (so the image at 300 ms goes to the tick at 300 ms). The pause leaves
+        // steps 4 to 6 without a frame instead of repeating the image of step 3.
+        assert_eq!(steps, [0, 1, 2, 3, 7, 8, 9]);
+        let markers: Vec<u8> = frames.iter().map(|frame| frame.data[0]).collect();
+        assert_eq!(markers, [3, 6, 10, 13, 26, 30, 33]);
+        assert_eq!(frames[0].stamp_unix_secs, (BASE + 90 * MS) as f64 * 1e-9);
+
+        let counts = camera.snapshot();
+        assert_eq!(counts.received, 25);
+        assert_eq!(counts.dropped_for("stale"), 1);
+        assert_eq!(counts.converted, 24);
+        assert_eq!(counts.attached, 7);
+        assert_eq!(counts.superseded, 17);
+        Ok(())
+    }
 }

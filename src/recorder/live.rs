@@ -19,8 +19,13 @@ use super::core::RecorderCore;
 use super::counters::{CounterSnapshot, Counters, DropLog, DropReason};
 use super::extract::Incoming;
 use super::writer::{ChannelSink, StoreWriter};
+use crate::media::{
+    CameraCounterSnapshot, CameraCounters, CameraMessageType, CameraSource, EncodedFrame,
+    FrameError, check_compressed, encode_image,
+};
 use crate::msg::{
-    Float32MultiArray, JointState, Odometry, RosMessage, StringMessage, Transition, Twist,
+    CompressedImage, Float32MultiArray, Image, JointState, Odometry, RosMessage, StringMessage,
+    Transition, Twist,
 };
 use crate::store::{ContentHash, DatasetId, DatasetMeta, Store, unix_secs_now};
 use crate::transport::{Subscribe, Transport};
@@ -29,10 +34,18 @@ use crate::transport::{Subscribe, Transport};
 const POLL: Duration = Duration::from_millis(20);
 
 /// A message on its way to the recorder thread.
-struct Arrival {
-    index: usize,
-    message: Incoming,
-    receive_ns: i64,
+enum Arrival {
+    /// A message of topic `index` of the plan.
+    Message {
+        index: usize,
+        message: Incoming,
+        receive_ns: i64,
+    },
+    /// A converted camera image.
+    Frame {
+        frame: EncodedFrame,
+        receive_ns: i64,
+    },
 }
 
 /// Unix time from a monotonic clock: the wall clock read once at start plus the time
@@ -73,6 +86,7 @@ pub struct LiveRecorder {
     recorder_thread: Option<JoinHandle<()>>,
     writer: Option<StoreWriter>,
     counters: Arc<Counters>,
+    camera: Option<Arc<CameraCounters>>,
     dataset: DatasetId,
 }
 
@@ -85,6 +99,8 @@ pub struct RecordingSummary {
     pub dataset: DatasetId,
     /// Final counts.
     pub counters: CounterSnapshot,
+    /// Final counts of the camera topic; `None` without one.
+    pub camera: Option<CameraCounterSnapshot>,
 }
 
 impl LiveRecorder {
@@ -119,6 +135,22 @@ impl LiveRecorder {
             let thread = subscribe(transport, config, entry, forward)?;
             subscription_threads.push(thread);
         }
+        let camera = match &config.camera {
+            Some(source) => {
+                let counters = Arc::new(CameraCounters::new(source.topic.clone()));
+                let forward = CameraForwarder {
+                    source: source.clone(),
+                    inbox: inbox.clone(),
+                    counters: Arc::clone(&counters),
+                    stop: Arc::clone(&stop),
+                    clock,
+                    log_interval_secs: config.log_interval_secs,
+                };
+                subscription_threads.push(subscribe_camera(transport, forward)?);
+                Some(counters)
+            }
+            None => None,
+        };
         drop(inbox);
 
         let dataset = store.create_recording(
@@ -126,13 +158,17 @@ impl LiveRecorder {
             config.observation_dim(),
             config.action_dim(),
         )?;
-        let (sink, writer) = StoreWriter::spawn(
+        let (sink, writer) = StoreWriter::spawn_with_camera(
             store,
             dataset,
             config.writer_capacity,
             Arc::clone(&counters),
+            camera.clone(),
         )?;
-        let core = RecorderCore::new(config, Arc::clone(&counters), sink)?;
+        let mut core = RecorderCore::new(config, Arc::clone(&counters), sink)?;
+        if let Some(camera) = &camera {
+            core = core.with_camera(Arc::clone(camera));
+        }
         let recorder_thread = thread::Builder::new()
             .name("recorder".to_owned())
             .spawn(move || run_recorder(core, &arrivals, clock))
@@ -151,6 +187,7 @@ impl LiveRecorder {
             recorder_thread: Some(recorder_thread),
             writer: Some(writer),
             counters,
+            camera,
             dataset,
         })
     }
@@ -158,6 +195,11 @@ impl LiveRecorder {
     /// Returns the current counts.
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Returns the current counts of the camera topic, `None` without one.
+    pub fn camera_counters(&self) -> Option<CameraCounterSnapshot> {
+        self.camera.as_ref().map(|counters| counters.snapshot())
     }
 
     /// Returns the dataset the recording writes to.
@@ -178,6 +220,7 @@ impl LiveRecorder {
             store,
             dataset: self.dataset,
             counters: self.counters.snapshot(),
+            camera: self.camera_counters(),
         })
     }
 
@@ -256,12 +299,12 @@ impl Forwarder {
         while !self.stop.load(Ordering::Relaxed) {
             match subscription.recv_timeout(POLL) {
                 Ok(Some(message)) => {
-                    let arrival = Arrival {
+                    let receive_ns = self.clock.now_ns();
+                    let arrival = Arrival::Message {
                         index: self.index,
                         message: wrap(message),
-                        receive_ns: self.clock.now_ns(),
+                        receive_ns,
                     };
-                    let receive_ns = arrival.receive_ns;
                     if self.inbox.try_send(arrival).is_err() {
                         self.counters.dropped(self.index, DropReason::InboxFull, 1);
                         log.drop(
@@ -365,11 +408,155 @@ fn run_recorder(mut core: RecorderCore<ChannelSink>, arrivals: &Receiver<Arrival
                 tick.min(now + POLL.as_nanos() as i64)
             });
         match arrivals.recv_deadline(clock.instant_at(wake)) {
-            Ok(arrival) => core.push(arrival.index, arrival.message, arrival.receive_ns),
+            Ok(Arrival::Message {
+                index,
+                message,
+                receive_ns,
+            }) => core.push(index, message, receive_ns),
+            Ok(Arrival::Frame { frame, receive_ns }) => core.push_frame(frame, receive_ns),
             Err(RecvTimeoutError::Timeout) => core.advance_to(clock.now_ns()),
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
     core.advance_to(clock.now_ns());
     drop(core.finish());
+}
+
+/// State of the camera's subscription thread besides its subscription. The thread
+/// converts each image before it reaches the recorder thread, so that the encoding work
+/// stays off the thread that runs the control-rate ticks.
+struct CameraForwarder {
+    source: CameraSource,
+    inbox: Sender<Arrival>,
+    counters: Arc<CameraCounters>,
+    stop: Arc<AtomicBool>,
+    clock: Clock,
+    log_interval_secs: f64,
+}
+
+impl CameraForwarder {
+    fn run<M, S>(self, subscription: S, convert: impl Fn(&M) -> Result<EncodedFrame, FrameError>)
+    where
+        M: RosMessage,
+        S: Subscribe<M>,
+    {
+        let mut log = FrameDropLog::new(self.log_interval_secs);
+        let mut transport_dropped = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            match subscription.recv_timeout(POLL) {
+                Ok(Some(message)) => {
+                    let receive_ns = self.clock.now_ns();
+                    match convert(&message) {
+                        Ok(frame) => {
+                            let arrival = Arrival::Frame { frame, receive_ns };
+                            if self.inbox.try_send(arrival).is_err() {
+                                self.counters.dropped("inbox_full", 1);
+                                log.drop(
+                                    &self.counters,
+                                    "inbox_full",
+                                    receive_ns,
+                                    &"the recorder's inbox is full",
+                                );
+                            }
+                        }
+                        Err(error) => {
+                            self.counters.dropped(error.reason(), 1);
+                            log.drop(&self.counters, error.reason(), receive_ns, &error);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    warn!(%error, topic = self.counters.topic(), "camera subscription closed");
+                    break;
+                }
+            }
+            let dropped = subscription.dropped_count();
+            if dropped > transport_dropped {
+                self.counters
+                    .dropped("transport", dropped - transport_dropped);
+                log.drop(
+                    &self.counters,
+                    "transport",
+                    self.clock.now_ns(),
+                    &"the subscription's queue overflowed or a message did not deserialize",
+                );
+                transport_dropped = dropped;
+            }
+        }
+    }
+}
+
+/// At most one log line per camera drop reason per interval, with the count so far.
+struct FrameDropLog {
+    interval_ns: i64,
+    last_ns: std::collections::BTreeMap<&'static str, i64>,
+}
+
+impl FrameDropLog {
+    fn new(interval_secs: f64) -> Self {
+        Self {
+            interval_ns: (interval_secs * 1e9) as i64,
+            last_ns: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn drop(
+        &mut self,
+        counters: &CameraCounters,
+        reason: &'static str,
+        now_ns: i64,
+        detail: &dyn std::fmt::Display,
+    ) {
+        if let Some(last) = self.last_ns.get(reason)
+            && now_ns.saturating_sub(*last) < self.interval_ns
+        {
+            return;
+        }
+        self.last_ns.insert(reason, now_ns);
+        warn!(
+            topic = counters.topic(),
+            reason,
+            dropped = counters.snapshot().dropped_for(reason),
+            "dropped a camera image: {detail}"
+        );
+    }
+}
+
+/// Creates the camera subscription and starts its thread.
+fn subscribe_camera<T>(
+    transport: &mut T,
+    forward: CameraForwarder,
+) -> Result<JoinHandle<()>, RecorderError>
+where
+    T: Transport + 'static,
+{
+    let topic = forward.source.topic.clone();
+    let name = format!("recorder-camera-{topic}");
+    let spawned = match forward.source.message_type {
+        CameraMessageType::Image => {
+            let subscription =
+                transport.create_subscription::<Image>(&topic, &forward.source.qos)?;
+            let (max_width, quality) = (forward.source.max_width, forward.source.jpeg_quality);
+            thread::Builder::new().name(name).spawn(move || {
+                forward.run(subscription, |image: &Image| {
+                    encode_image(image, max_width, quality)
+                })
+            })
+        }
+        CameraMessageType::CompressedImage => {
+            let subscription =
+                transport.create_subscription::<CompressedImage>(&topic, &forward.source.qos)?;
+            let max_bytes = forward.source.max_frame_bytes;
+            thread::Builder::new().name(name).spawn(move || {
+                forward.run(subscription, |image: &CompressedImage| {
+                    check_compressed(image, max_bytes)
+                })
+            })
+        }
+    };
+    spawned.map_err(|source| RecorderError::Thread {
+        name: "camera subscription",
+        source,
+    })
 }

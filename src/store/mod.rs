@@ -2,7 +2,7 @@
 //! their step arrays, the preference queries, the operator's answers, the trained models
 //! and the training runs.
 //!
-//! # Tables (schema version 1)
+//! # Tables (schema version 2)
 //!
 //! | table | one row per | contents |
 //! |---|---|---|
@@ -13,6 +13,7 @@
 //! | `answers` | answered query | `query_id` (unique), `operator`, `answer`, `answered_at_unix_secs`, `response_secs` |
 //! | `models` | model version | `version` (primary key), `created_at_unix_secs`, `path`, `manifest_json`, `status` |
 //! | `training_runs` | trainer run | `started_at_unix_secs`, `finished_at_unix_secs`, `status`, `model_version`, `answers_used`, `log_path` |
+//! | `camera_frames` | step with a camera image (version 2) | `episode_id`, `step` (within the episode), `stamp_unix_secs`, `content_type` (`image/jpeg` or `image/png`), `width`, `height`, `data` (the encoded image) |
 //!
 //! Encodings:
 //!
@@ -61,6 +62,7 @@
 
 mod datasets;
 mod error;
+mod frames;
 mod ids;
 mod import;
 mod queries;
@@ -75,6 +77,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use datasets::{ContentHash, DatasetMeta, DatasetRecord, EpisodeArrays, EpisodeRecord};
 pub use error::StoreError;
+pub use frames::{CameraFrame, FrameFormat, FrameInfo};
 pub use ids::{DatasetId, EpisodeId, QueryId, SegmentRef};
 pub use import::{
     ImportError, ImportOptions, ImportOutcome, ImportSummary, LoadedDataset, import_loaded,

@@ -99,8 +99,25 @@ CREATE TABLE training_runs (
 CREATE INDEX training_runs_model ON training_runs (model_version);
 ";
 
+/// Schema version 2: camera frames of recorded steps, at most one per step.
+///
+/// Frames are images as a browser shows them (JPEG or PNG bytes), keyed by episode and step
+/// within the episode, so that deleting an episode deletes its frames.
+const V2: &str = "
+CREATE TABLE camera_frames (
+    episode_id INTEGER NOT NULL REFERENCES episodes (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL CHECK (step >= 0),
+    stamp_unix_secs REAL NOT NULL,
+    content_type TEXT NOT NULL CHECK (content_type IN ('image/jpeg', 'image/png')),
+    width INTEGER NOT NULL CHECK (width > 0),
+    height INTEGER NOT NULL CHECK (height > 0),
+    data BLOB NOT NULL,
+    PRIMARY KEY (episode_id, step)
+) STRICT;
+";
+
 /// Schema migrations in order. Entry `i` upgrades version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version that this code reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -209,4 +226,34 @@ fn check_known(path: &Path, found: i64) -> Result<(), StoreError> {
         found,
         supported: SCHEMA_VERSION,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_file_gains_camera_frames() -> Result<(), Box<dyn std::error::Error>> {
+        let folder = tempfile::tempdir()?;
+        let path = folder.path().join("v1.sqlite");
+        let mut connection = Connection::open(&path)?;
+        connection.execute_batch(V1)?;
+        connection.pragma_update(None, "user_version", 1)?;
+        connection.execute(
+            "INSERT INTO datasets (name, source_path, content_sha256, observation_dim, \
+             action_dim, imported_at_unix_secs) VALUES ('old', 'old.npz', ?1, 2, 1, 1.0)",
+            ["0".repeat(64)],
+        )?;
+
+        migrate(&mut connection, &path)?;
+
+        assert_eq!(user_version(&connection)?, 2);
+        let datasets: i64 =
+            connection.query_row("SELECT count(*) FROM datasets", [], |row| row.get(0))?;
+        assert_eq!(datasets, 1);
+        let frames: i64 =
+            connection.query_row("SELECT count(*) FROM camera_frames", [], |row| row.get(0))?;
+        assert_eq!(frames, 0);
+        Ok(())
+    }
 }
