@@ -7,6 +7,9 @@ const PLOT_WIDTH = 300;
 const PLOT_HEIGHT = 60;
 // Playback rate when the recording has no step period (Transition topics).
 const DEFAULT_STEP_SECS = 0.1;
+// Checks of a clip that is still rendering, and the wait between two.
+const MEDIA_POLLS = 60;
+const MEDIA_POLL_MS = 3000;
 
 const state = {
   session: null,
@@ -19,6 +22,7 @@ const state = {
   playStart: 0,
   busy: false,
   leaseTimer: null,
+  frames: {}, // camera frame views by side: { image, frames, episode, start, shown }
 };
 
 const $ = (id) => document.getElementById(id);
@@ -142,21 +146,63 @@ async function showQuery(query) {
   showMedia(query);
 }
 
-// Media hook: the node returns {"kind": "none"} until a camera media source is attached.
-async function showMedia(query) {
-  const [left, right] = await Promise.all([
-    api(segmentPath(query.left, "media")),
-    api(segmentPath(query.right, "media")),
-  ]);
+// Shows each segment's camera frames or rendered clip above the plots. Frames follow the
+// shared playhead; a clip is an animated WebP that loops by itself. While a clip renders,
+// the node is asked again every few seconds.
+async function showMedia(query, attempt = 0) {
+  const sides = [["left", query.left], ["right", query.right]];
+  const results = await Promise.all(sides.map(([, segment]) => api(segmentPath(segment, "media"))));
   if (state.query !== query) return;
-  const kinds = [left, right].map((result) => (result.ok ? result.body.kind : "none"));
-  if (kinds.every((kind) => kind === "none")) {
-    $("media").hidden = true;
-    return;
+  state.frames = {};
+  let shown = false;
+  let pending = false;
+  results.forEach((result, index) => {
+    const [side, segment] = sides[index];
+    const box = $(`media-${side}`);
+    box.replaceChildren();
+    const media = result.ok ? result.body : { kind: "none" };
+    if (media.kind === "frames" && media.count > 0) {
+      const image = mediaImage(side, `/api/frames/${segment.episode_id}/${media.frames[0].step}`);
+      box.append(image);
+      state.frames[side] = { image, frames: media.frames, episode: segment.episode_id, start: segment.start, shown: media.frames[0].step };
+      shown = true;
+    } else if (media.kind === "clip" && media.state === "ready") {
+      box.append(mediaImage(side, segmentPath(segment, "clip")));
+      shown = true;
+    } else if (media.kind === "clip") {
+      pending = pending || media.state === "pending";
+      box.textContent = media.state === "pending" ? "rendering the clip…" : `no clip: ${media.reason || media.state}`;
+      shown = true;
+    }
+  });
+  $("media").hidden = !shown;
+  if (pending && attempt < MEDIA_POLLS) {
+    setTimeout(() => showMedia(query, attempt + 1), MEDIA_POLL_MS);
   }
-  $("media").hidden = false;
-  $("media-left").textContent = `media: ${kinds[0]}`;
-  $("media-right").textContent = `media: ${kinds[1]}`;
+}
+
+function mediaImage(side, source) {
+  const image = document.createElement("img");
+  image.className = "media-image";
+  image.alt = `${side} segment`;
+  image.src = source;
+  return image;
+}
+
+// Shows the camera frame of `step` (counted from the segment's start): the frame of the
+// nearest earlier step that has one.
+function showFrames(step) {
+  for (const view of Object.values(state.frames || {})) {
+    let frame = view.frames[0];
+    for (const candidate of view.frames) {
+      if (candidate.step > view.start + step) break;
+      frame = candidate;
+    }
+    if (frame.step !== view.shown) {
+      view.shown = frame.step;
+      view.image.src = `/api/frames/${view.episode}/${frame.step}`;
+    }
+  }
 }
 
 function channelList() {
@@ -273,6 +319,7 @@ function animate(now) {
       cursor.setAttribute("x2", x.toFixed(1));
     }
     $("playhead").textContent = `step ${step + 1} / ${length}`;
+    showFrames(step);
   }
   requestAnimationFrame(animate);
 }

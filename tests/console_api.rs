@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clarify::console::{Console, ConsoleContext, ConsoleError, ConsoleSettings};
 use clarify::deploy::DeploySnapshot;
+use clarify::media::{ClipSettings, MediaService};
 use clarify::node::{AnswerDesk, AnswerListener, ChannelInfo};
-use clarify::store::{EpisodeId, QueryId, Store, unix_secs_now};
+use clarify::store::{CameraFrame, EpisodeId, FrameFormat, QueryId, Store, unix_secs_now};
 use node_support::{create_dataset, insert_query};
 use serde_json::{Value, json};
 
@@ -61,6 +62,23 @@ impl Fixture {
                 insert_query(&mut store, left, right, 0, 10, None)
             })
             .collect();
+        // Episode 1 has camera frames at steps 2 and 4; clips are off.
+        let frames: Vec<CameraFrame> = [2, 4]
+            .into_iter()
+            .map(|step| CameraFrame {
+                step,
+                stamp_unix_secs: 1.0 + step as f64,
+                format: FrameFormat::Png,
+                width: 1,
+                height: 1,
+                data: frame_bytes(step),
+            })
+            .collect();
+        store.insert_camera_frames(episodes[1], &frames)?;
+        let no_clips = ClipSettings {
+            enabled: false,
+            ..ClipSettings::default()
+        };
         let listener = Arc::new(CountingListener::default());
         let mut desk = AnswerDesk::open(&store_path)?;
         desk.set_listener(Arc::clone(&listener) as Arc<dyn AnswerListener>);
@@ -76,6 +94,7 @@ impl Fixture {
                 step_period_secs: 0.1,
             },
             retrain_after_answers: 5,
+            media: Some(Arc::new(MediaService::open(&store_path, &no_clips)?)),
         };
         let console = Console::start(&settings, None, context)?;
         Ok(Self {
@@ -155,7 +174,8 @@ fn request(
 
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8(raw)?;
+    // Image bodies are not UTF-8; tests compare them in the same lossy form.
+    let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").context("response head")?;
     let mut lines = head.lines();
     let status = lines
@@ -172,6 +192,13 @@ fn request(
         headers,
         body: body.to_owned(),
     })
+}
+
+/// Returns the stored bytes of the fixture's frame at `step`: a PNG signature and the step.
+fn frame_bytes(step: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.push(u8::try_from(step).unwrap_or(u8::MAX));
+    bytes
 }
 
 fn post(address: SocketAddr, path: &str, body: &Value) -> Result<Response> {
@@ -552,6 +579,7 @@ fn segment_steps_and_media_served() -> Result<()> {
     assert_eq!(document["observation_names"], json!(["x", "y", "z"]));
     assert_eq!(document["action_names"], json!(["action[0]", "action[1]"]));
 
+    // Steps 2 to 4 of episode 1 have frames at 2 and 4, served with their type.
     let media = request(
         address,
         "GET",
@@ -560,7 +588,38 @@ fn segment_steps_and_media_served() -> Result<()> {
         None,
     )?;
     assert_eq!(media.status, 200, "{}", media.body);
-    assert_eq!(media.json()?, json!({ "kind": "none" }));
+    let media = media.json()?;
+    assert_eq!(media["kind"], "frames", "{media}");
+    assert_eq!(media["count"], 2, "{media}");
+    assert_eq!(media["frames"][1]["step"], 4, "{media}");
+    assert_eq!(media["frames"][1]["content_type"], "image/png", "{media}");
+    let frame = request(
+        address,
+        "GET",
+        &format!("/api/frames/{episode}/4"),
+        &[],
+        None,
+    )?;
+    assert_eq!(frame.status, 200, "{}", frame.body);
+    assert_eq!(frame.header("content-type"), Some("image/png"));
+    assert_eq!(
+        frame.body,
+        String::from_utf8_lossy(&frame_bytes(4)),
+        "frame 4's bytes"
+    );
+
+    // Another episode has no frames, and its recording-less fixture dataset no clip.
+    let other = fixture.episodes[2].get();
+    let none = request(
+        address,
+        "GET",
+        &format!("/api/segments/{other}/2/3/media"),
+        &[],
+        None,
+    )?
+    .json()?;
+    assert_eq!(none["kind"], "none", "{none}");
+    assert!(none["reason"].is_string(), "{none}");
 
     let cases = [
         (
@@ -574,6 +633,12 @@ fn segment_steps_and_media_served() -> Result<()> {
             "length 0",
         ),
         ("/api/segments/999/0/5/media".to_owned(), 404, "episode 999"),
+        (format!("/api/frames/{episode}/3"), 404, "no camera frame"),
+        (
+            format!("/api/segments/{episode}/2/3/clip"),
+            404,
+            "not rendered",
+        ),
         (format!("/api/segments/{episode}/x/5/steps"), 400, ""),
     ];
     for (path, status, named) in cases {

@@ -17,6 +17,7 @@ use super::events::ConsoleEvent;
 use super::leases::NextQuery;
 use super::{Shared, assets, auth, events, lock, status};
 use crate::answer::Answer;
+use crate::media::{MediaBytes, MediaError};
 use crate::msg::{PreferenceAnswer, Time};
 use crate::node::{AnswerSource, Rejection};
 use crate::store::{EpisodeId, Query, SegmentRef, StoreError, unix_secs_now};
@@ -132,6 +133,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/segments/{episode_id}/{start}/{length}/media",
             get(segment_media),
         )
+        .route(
+            "/api/segments/{episode_id}/{start}/{length}/clip",
+            get(segment_clip),
+        )
+        .route("/api/frames/{episode_id}/{step}", get(step_frame))
         .fallback(not_found)
         .layer(middleware::map_response(security_headers))
         .with_state(shared)
@@ -505,18 +511,95 @@ async fn segment_steps(
     Ok(Json(document).into_response())
 }
 
-/// Returns the camera media of a segment. No media source is attached yet, so every
-/// stored segment has `{"kind": "none"}`; the page then shows the plots only.
+/// Returns what a segment can show besides its plots: camera frames, a rendered clip with
+/// its state, or `{"kind": "none"}` with the reason. Asking for a clip queues its render.
 async fn segment_media(
     State(shared): State<Arc<Shared>>,
     path: Result<Path<(i64, usize, usize)>, PathRejection>,
 ) -> ApiResult {
     let Path(path) = path?;
     let document = blocking(&shared, move |shared| {
-        stored_segment(shared, path)?;
-        // TODO: return the clip or frames of the media module once the node has one.
-        Ok(json!({ "kind": "none" }))
+        let (segment, _) = stored_segment(shared, path)?;
+        let Some(media) = &shared.context.media else {
+            return Ok(json!({ "kind": "none", "reason": "the node serves no media" }));
+        };
+        let found = media
+            .segment_media(segment.episode, segment.start, segment.length)
+            .map_err(media_error)?;
+        serde_json::to_value(found).map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.to_string(),
+            )
+        })
     })
     .await?;
     Ok(Json(document).into_response())
+}
+
+/// Returns the rendered clip of a segment (animated WebP), or 404 while it is not ready.
+async fn segment_clip(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<(i64, usize, usize)>, PathRejection>,
+) -> ApiResult {
+    let Path(path) = path?;
+    let bytes = blocking(&shared, move |shared| {
+        let (segment, _) = stored_segment(shared, path)?;
+        let Some(media) = &shared.context.media else {
+            return Ok(None);
+        };
+        media
+            .clip_bytes(segment.episode, segment.start, segment.length)
+            .map_err(media_error)
+    })
+    .await?;
+    media_response(bytes, "the clip of this segment is not rendered")
+}
+
+/// Returns the camera frame stored with one step, or 404 when the step has none.
+async fn step_frame(
+    State(shared): State<Arc<Shared>>,
+    path: Result<Path<(i64, usize)>, PathRejection>,
+) -> ApiResult {
+    let Path((episode, step)) = path?;
+    let bytes = blocking(&shared, move |shared| {
+        let Some(media) = &shared.context.media else {
+            return Ok(None);
+        };
+        media
+            .frame_bytes(EpisodeId(episode), step)
+            .map_err(media_error)
+    })
+    .await?;
+    media_response(bytes, "this step has no camera frame")
+}
+
+fn media_response(bytes: Option<MediaBytes>, missing: &str) -> ApiResult {
+    let Some(bytes) = bytes else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_media", missing));
+    };
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(bytes.content_type),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=3600"),
+        ),
+    ];
+    Ok((headers, bytes.data).into_response())
+}
+
+fn media_error(error: MediaError) -> ApiError {
+    if error.is_invalid_input() {
+        return ApiError::new(StatusCode::NOT_FOUND, "no_media", error.to_string());
+    }
+    warn!(%error, "the operator console failed to read segment media");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "media_failed",
+        error.to_string(),
+    )
 }

@@ -42,6 +42,7 @@ pub use api::{MAX_OPERATOR_LENGTH, check_operator};
 pub use settings::{ConsoleSettings, InvalidSetting, MIN_TOKEN_LENGTH, TOKEN_ENV};
 
 use crate::deploy::DeploySnapshot;
+use crate::media::MediaService;
 use crate::node::{AnswerDesk, ChannelInfo};
 use crate::store::{DatasetId, Store, StoreError};
 
@@ -89,6 +90,8 @@ pub struct ConsoleContext {
     pub channels: ChannelInfo,
     /// Answers after which a training run starts; 0 when retraining is manual.
     pub retrain_after_answers: u64,
+    /// Camera frames and rendered clips of the segments; `None` shows plots only.
+    pub media: Option<Arc<MediaService>>,
 }
 
 /// State shared by the request handlers.

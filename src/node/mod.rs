@@ -42,6 +42,7 @@ use crate::console::ConsoleError;
 use crate::deploy::DeployError;
 use crate::infer::InferError;
 use crate::learn::encoder::EncoderError;
+use crate::media::MediaError;
 use crate::recorder::RecorderError;
 use crate::registry::RegistryError;
 use crate::select::{OnnxScorerError, SelectError, StoreRoundError};
@@ -86,6 +87,8 @@ pub enum NodeError {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     Console(#[from] ConsoleError),
+    #[error("cannot start the console's segment media: {0}")]
+    Media(#[from] MediaError),
 }
 
 impl NodeError {
@@ -104,6 +107,7 @@ impl NodeError {
             NodeError::Train(error) => error.is_invalid_input(),
             NodeError::Deploy(error) => matches!(error, DeployError::Config { .. }),
             NodeError::Console(error) => matches!(error, ConsoleError::Config(_)),
+            NodeError::Media(error) => error.is_invalid_input(),
             _ => false,
         }
     }

@@ -16,7 +16,7 @@ use super::selection::RoundPlanner;
 use crate::console::{Console, ConsoleContext};
 use crate::deploy::ModelManager;
 use crate::diagnostics::{NodeStatus, diagnostic_array};
-use crate::media::CameraCounterSnapshot;
+use crate::media::{CameraCounterSnapshot, MediaService};
 use crate::msg::{
     DiagnosticArray, Joy, ModelUpdate, PreferenceAnswer, PreferenceQuery, RollbackModel,
     SubmitAnswer, SubmitAnswerRequest, SubmitAnswerResponse, Time, TrainingStatus, TriggerRetrain,
@@ -280,6 +280,10 @@ fn start_console(
         dataset,
         channels: ChannelInfo::of_recorder(&settings.recorder),
         retrain_after_answers: settings.retrain.retrain_after_answers,
+        media: Some(Arc::new(MediaService::open(
+            &settings.store_path,
+            &settings.clips,
+        )?)),
     };
     let token = std::env::var(crate::console::TOKEN_ENV).ok();
     Ok(Some(Console::start(&settings.console, token, context)?))

@@ -72,6 +72,12 @@ function writeParams(folder, store) {
       enabled: true
       bind: 127.0.0.1
       port: 0
+    clips:
+      cache_dir: ${path.join(folder, "clips")}
+      python: ${path.join(root, ".venv", "bin", "python")}
+      sim_dir: ${path.join(root, "sim")}
+      width: 160
+      height: 120
 `;
   const file = path.join(folder, "params.yaml");
   fs.writeFileSync(file, params);
@@ -170,6 +176,11 @@ async function main() {
     await page.press("#operator", "Tab");
     await waitFor("the first query", () => currentQueryId(page));
     await page.waitForSelector(".plot-row svg polyline");
+    // The dataset has simulator state, so the node renders both segments' clips in the
+    // background and the page shows them once ready.
+    await page.waitForSelector("img.media-image", { timeout: 240000 });
+    await waitFor("a decoded clip", () =>
+      page.evaluate(() => [...document.querySelectorAll("img.media-image")].some((image) => image.naturalWidth === 160)), 60000);
 
     const answered = [];
     answered.push([await answerWith(page, () => page.keyboard.press("ArrowLeft")), "left"]);
@@ -196,7 +207,7 @@ async function main() {
       (await page.textContent("#operators")).includes(HOSTILE));
     const statusText = await page.textContent("#status-list");
     check(statusText.includes(HOSTILE), "the hostile dataset name is not shown as text");
-    check((await page.locator("img").count()) === 0, "an <img> element was created");
+    check((await page.locator("img:not(.media-image)").count()) === 0, "an <img> element was created");
     check((await page.evaluate(() => window.__pwned)) === undefined, "window.__pwned was set");
 
     const overflows = () => page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
