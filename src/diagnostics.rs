@@ -259,6 +259,69 @@ fn models_status(status: &NodeStatus) -> DiagnosticStatus {
     named(status, "models", level, message, values)
 }
 
+/// The policy runner's state, as its diagnostics report it.
+#[derive(Clone, Debug)]
+pub struct RunnerStatus<'a> {
+    /// Node name, the prefix of the status name.
+    pub node_name: &'a str,
+    /// Version of the model set that drives the robot.
+    pub version: &'a str,
+    /// ONNX Runtime execution provider of the policy.
+    pub execution_provider: Option<&'a str>,
+    /// Whether the policy may drive (service enabled and, with a deadman, button held).
+    pub enabled: bool,
+    /// Policy actions published since the start.
+    pub actions: u64,
+    /// Safe actions published since the start.
+    pub safe_actions: u64,
+    /// Model sets swapped in since the start.
+    pub swaps: u64,
+    /// Announced model sets that failed validation since the start.
+    pub rejected_updates: u64,
+    /// Reason the last step published the safe action; `None` after a policy action.
+    pub safe_reason: Option<String>,
+}
+
+/// Builds the runner's diagnostic array: one status, WARN while the safe action replaces
+/// the policy's and OK otherwise.
+pub fn runner_diagnostic_array(status: &RunnerStatus, stamp: Time) -> DiagnosticArray {
+    let (level, message) = match &status.safe_reason {
+        Some(reason) => (
+            DiagnosticStatus::WARN,
+            format!("publishing the safe action: {reason}"),
+        ),
+        None if status.enabled => (
+            DiagnosticStatus::OK,
+            format!("model set {} drives", status.version),
+        ),
+        None => (DiagnosticStatus::OK, "disabled".to_owned()),
+    };
+    DiagnosticArray {
+        header: Header {
+            stamp,
+            frame_id: String::new(),
+        },
+        status: vec![DiagnosticStatus {
+            level,
+            name: format!("{}: policy", status.node_name),
+            message,
+            hardware_id: String::new(),
+            values: vec![
+                entry("version", status.version),
+                entry(
+                    "execution_provider",
+                    status.execution_provider.unwrap_or("none"),
+                ),
+                entry("enabled", status.enabled),
+                entry("actions", status.actions),
+                entry("safe_actions", status.safe_actions),
+                entry("swaps", status.swaps),
+                entry("rejected_updates", status.rejected_updates),
+            ],
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -158,10 +158,15 @@ fn request(
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
-         Content-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        text.push_str(&format!("Host: {address}\r\n"));
+    }
     if !body.is_empty() {
         text.push_str("Content-Type: application/json\r\n");
     }
@@ -554,6 +559,68 @@ fn page_has_strict_security_headers() -> Result<()> {
     assert!(!page.body.contains("<script>"), "inline script in the page");
     assert!(!page.body.contains("style="), "inline style in the page");
     assert!(!page.body.contains("onclick"), "inline handler in the page");
+    Ok(())
+}
+
+#[test]
+fn foreign_host_and_origin_rejected() -> Result<()> {
+    let fixture = Fixture::start(loopback(), 2)?;
+    let address = fixture.address();
+    let body = json!({ "operator": "alice" });
+
+    // A page of another site that rebinds its name to 127.0.0.1 sends its own Host.
+    let rebound = request(
+        address,
+        "GET",
+        "/api/status",
+        &[("Host", "attacker.example")],
+        None,
+    )?;
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert!(
+        rebound.body.contains("attacker.example"),
+        "{}",
+        rebound.body
+    );
+    let rebound = request(
+        address,
+        "POST",
+        "/api/next",
+        &[("Host", "attacker.example:8470")],
+        Some(&body),
+    )?;
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+
+    // A cross-site POST carries the other site's Origin.
+    let cross = request(
+        address,
+        "POST",
+        "/api/next",
+        &[("Origin", "http://evil.example")],
+        Some(&body),
+    )?;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    assert!(cross.body.contains("evil.example"), "{}", cross.body);
+
+    // The console's own origin, and localhost, are accepted.
+    let own_origin = format!("http://{address}");
+    let own = request(
+        address,
+        "POST",
+        "/api/next",
+        &[("Origin", own_origin.as_str())],
+        Some(&body),
+    )?;
+    assert_eq!(own.status, 200, "{}", own.body);
+    let local_host = format!("localhost:{}", address.port());
+    let local = request(
+        address,
+        "GET",
+        "/api/status",
+        &[("Host", local_host.as_str())],
+        None,
+    )?;
+    assert_eq!(local.status, 200, "{}", local.body);
     Ok(())
 }
 

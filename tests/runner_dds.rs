@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clarify::infer::{ExecutionProviderKind, InferConfig, Runtime};
 use clarify::msg::{
-    Float32MultiArray, ModelUpdate, SetPolicyEnabled, SetPolicyEnabledRequest,
-    SetPolicyEnabledResponse,
+    DiagnosticArray, DiagnosticStatus, Float32MultiArray, ModelUpdate, SetPolicyEnabled,
+    SetPolicyEnabledRequest, SetPolicyEnabledResponse,
 };
 use clarify::registry::Registry;
 use clarify::runner::{self, RunnerConfig};
@@ -37,6 +37,37 @@ struct Robot {
     actions: <DdsNode as Transport>::Subscription<Float32MultiArray>,
     updates: <DdsNode as Transport>::Publisher<ModelUpdate>,
     enable: <DdsNode as Transport>::ServiceClient<SetPolicyEnabled>,
+    diagnostics: <DdsNode as Transport>::Subscription<DiagnosticArray>,
+}
+
+impl Robot {
+    /// Waits for a diagnostics report of the runner whose values match `expected` pairs.
+    fn wait_for_report(&self, expected: &[(&str, &str)]) -> Result<DiagnosticStatus> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut last = None;
+        while Instant::now() < deadline {
+            while let Some(array) = self.diagnostics.try_recv()? {
+                for status in array.status {
+                    let value = |key: &str| {
+                        status
+                            .values
+                            .iter()
+                            .find(|entry| entry.key == key)
+                            .map(|entry| entry.value.clone())
+                    };
+                    let matches = expected
+                        .iter()
+                        .all(|(key, wanted)| value(key).as_deref() == Some(*wanted));
+                    if status.name == "clarify_policy: policy" && matches {
+                        return Ok(status);
+                    }
+                    last = Some(status);
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!("no runner diagnostics with {expected:?}; last report: {last:?}")
+    }
 }
 
 impl Robot {
@@ -188,6 +219,7 @@ fn exercise_runner(config: &RunnerConfig) -> Result<()> {
         actions: node.create_subscription(&config.action_topic, &QosConfig::default())?,
         updates: node.create_publisher(&config.model_update_topic, &QosConfig::latched(1))?,
         enable: node.create_service_client(&config.enable_service)?,
+        diagnostics: node.create_subscription(&config.diagnostics_topic, &QosConfig::default())?,
         _node: node,
     };
     let observation = [0.5, 0.5, 0.0];
@@ -223,13 +255,29 @@ fn exercise_runner(config: &RunnerConfig) -> Result<()> {
         .context("no actions after the v2 announcement")?;
     assert!(close(last, &[0.5, 0.5]), "{last:?}");
 
-    // v3 is valid: its gain of 0.5 shows in the actions.
+    // v3 is valid: its gain of 0.5 shows in the actions, and the runner's diagnostics
+    // report it with the rejected v2. Observations stop between the actions, so the
+    // report's level may already be the stale-input warning.
     robot.announce("v3")?;
     robot.wait_for_action(Some(&observation), |a| close(a, &[0.25, 0.25]))?;
+    robot.wait_for_report(&[
+        ("version", "v3"),
+        ("execution_provider", "cpu"),
+        ("enabled", "true"),
+        ("swaps", "1"),
+        ("rejected_updates", "1"),
+    ])?;
 
-    // No more observations: stale input gives the safe action.
+    // No more observations: stale input gives the safe action, reported as a warning.
     robot.drain()?;
     robot.wait_for_action(None, |a| close(a, &[0.0, 0.0]))?;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut stale = robot.wait_for_report(&[("version", "v3")])?;
+    while stale.level != DiagnosticStatus::WARN && Instant::now() < deadline {
+        stale = robot.wait_for_report(&[("version", "v3")])?;
+    }
+    assert_eq!(stale.level, DiagnosticStatus::WARN, "{stale:?}");
+    assert!(stale.message.contains("safe action"), "{stale:?}");
 
     // Disabled again: at most the one stop command, then silence.
     robot.set_enabled(false)?;

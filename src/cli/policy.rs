@@ -203,10 +203,11 @@ fn run_node(args: &RunArgs) -> anyhow::Result<()> {
         Some(namespace) => namespace,
         None => args.namespace.clone(),
     };
-    let config: RunnerConfig = match ros.params_file.as_ref().or(args.params.as_ref()) {
+    let mut config: RunnerConfig = match ros.params_file.as_ref().or(args.params.as_ref()) {
         Some(path) => load_node_parameters(path, &namespace, &node_name)?,
         None => RunnerConfig::default(),
     };
+    config.node_name.clone_from(&node_name);
     config.validate()?;
     let domain_id = domain_id_from_env()?;
     let runtime = Runtime::new(config.infer.clone())?;

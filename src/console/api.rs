@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -139,8 +140,77 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/frames/{episode_id}/{step}", get(step_frame))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            reject_foreign_requests,
+        ))
         .layer(middleware::map_response(security_headers))
         .with_state(shared)
+}
+
+/// Rejects requests that a web page of another site could make through the operator's
+/// browser. On a loopback bind the `Host` header must name a loopback address, which
+/// stops DNS rebinding. On any bind, a state-changing request with an `Origin` header must
+/// come from the console's own origin.
+async fn reject_foreign_requests(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if shared.settings.is_loopback() && !is_loopback_host(host) {
+        warn!(
+            host,
+            "operator console request with a foreign Host header rejected"
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "foreign_host",
+            format!(
+                "Host {host:?} is not a loopback address: open the console through \
+                 127.0.0.1 or localhost"
+            ),
+        )
+        .into_response();
+    }
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD);
+    if changes_state && let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or_default();
+        if authority.is_empty() || !authority.eq_ignore_ascii_case(host) {
+            warn!(
+                origin,
+                host, "operator console request from another origin rejected"
+            );
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "foreign_origin",
+                format!("requests from origin {origin:?} are rejected: use the console's own page"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Returns whether the host part of a `Host` header value names this machine: `localhost`
+/// or a loopback IP address, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Adds the security headers to every response.

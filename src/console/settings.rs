@@ -66,6 +66,12 @@ impl ConsoleSettings {
         Ok(SocketAddr::new(ip, self.port))
     }
 
+    /// Returns whether the console listens on a loopback address only.
+    pub fn is_loopback(&self) -> bool {
+        self.address()
+            .is_ok_and(|address| address.ip().is_loopback())
+    }
+
     /// Returns the access token: the `token` parameter, else `token_from_env` (the value of
     /// `CLARIFY_CONSOLE_TOKEN`), else `None`.
     pub fn resolve_token(&self, token_from_env: Option<String>) -> Option<String> {

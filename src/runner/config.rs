@@ -69,6 +69,15 @@ pub struct RunnerConfig {
     pub deadman_timeout_s: f64,
     /// clarify_msgs/ModelUpdate topic; empty to ignore model updates.
     pub model_update_topic: String,
+    /// diagnostic_msgs/DiagnosticArray topic of the runner's state (running version,
+    /// execution provider, enabled, action counts); empty publishes none.
+    pub diagnostics_topic: String,
+    /// Seconds between two diagnostics publications.
+    pub diagnostics_period_s: f64,
+    /// Node name that prefixes the diagnostics status; set from the command line, not
+    /// read from the parameter file.
+    #[serde(skip)]
+    pub node_name: String,
     pub observation_qos: QosConfig,
     pub action_qos: QosConfig,
     pub infer: InferConfig,
@@ -94,6 +103,9 @@ impl Default for RunnerConfig {
             deadman_button: 0,
             deadman_timeout_s: 0.5,
             model_update_topic: "model_update".to_owned(),
+            diagnostics_topic: "/diagnostics".to_owned(),
+            diagnostics_period_s: 1.0,
+            node_name: "clarify_policy".to_owned(),
             observation_qos: QosConfig {
                 depth: 1,
                 ..QosConfig::default()
@@ -159,10 +171,19 @@ impl RunnerConfig {
             ("enable_service", &self.enable_service, true),
             ("deadman_topic", &self.deadman_topic, false),
             ("model_update_topic", &self.model_update_topic, false),
+            ("diagnostics_topic", &self.diagnostics_topic, false),
         ] {
             if required && topic.is_empty() {
                 return invalid(field, "\"\"".to_owned(), "a topic or service name");
             }
+        }
+        let period = self.diagnostics_period_s;
+        if !(period.is_finite() && period > 0.0) {
+            return invalid(
+                "diagnostics_period_s",
+                period.to_string(),
+                "a positive number of seconds",
+            );
         }
         self.infer.validate()?;
         self.observation_qos.validate()?;

@@ -11,10 +11,11 @@ use super::core::{CoreConfig, Decision, PolicyCore};
 use super::error::RunnerError;
 use super::observation::ObservationMapping;
 use super::policy::{OnnxPolicy, Policy};
+use crate::diagnostics::{RunnerStatus, runner_diagnostic_array};
 use crate::infer::Runtime;
 use crate::msg::{
-    Float32MultiArray, JointState, Joy, ModelUpdate, MultiArrayDimension, MultiArrayLayout,
-    SetPolicyEnabled, SetPolicyEnabledResponse,
+    DiagnosticArray, Float32MultiArray, JointState, Joy, ModelUpdate, MultiArrayDimension,
+    MultiArrayLayout, SetPolicyEnabled, SetPolicyEnabledResponse, Time,
 };
 use crate::registry::{Expectation, ModelSet, Registry};
 use crate::transport::{Publish, QosConfig, Subscribe, Transport};
@@ -177,6 +178,17 @@ pub fn run<T: Transport>(
         },
     )?;
 
+    let diagnostics = if config.diagnostics_topic.is_empty() {
+        None
+    } else {
+        Some(transport.create_publisher::<DiagnosticArray>(
+            &config.diagnostics_topic,
+            &QosConfig::default(),
+        )?)
+    };
+    let diagnostics_period = Duration::from_secs_f64(config.diagnostics_period_s);
+    let mut last_diagnostics: Option<Instant> = None;
+
     let (loaded_sender, loaded) = mpsc::channel::<(String, Result<OnnxPolicy, RunnerError>)>();
     let layout = MultiArrayLayout {
         dim: vec![MultiArrayDimension {
@@ -241,6 +253,10 @@ pub fn run<T: Transport>(
         let now = Instant::now();
         let decision = core.step(now);
         stats.steps += 1;
+        let safe_reason = match &decision {
+            Decision::Safe { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        };
         match &decision {
             Decision::Idle => stats.idle_steps += 1,
             Decision::Act { .. } => {
@@ -265,6 +281,27 @@ pub fn run<T: Transport>(
             if stats.step_seconds.len() < MAX_STEP_SAMPLES {
                 stats.step_seconds.push(step_start.elapsed().as_secs_f64());
             }
+        }
+
+        if let Some(diagnostics) = &diagnostics
+            && last_diagnostics.is_none_or(|at| at.elapsed() >= diagnostics_period)
+        {
+            let provider = core.policy().execution_provider();
+            let status = RunnerStatus {
+                node_name: &config.node_name,
+                version: core.policy().version(),
+                execution_provider: provider.as_deref(),
+                enabled: core.is_enabled(now),
+                actions: stats.actions,
+                safe_actions: stats.safe_actions,
+                swaps: stats.swaps,
+                rejected_updates: stats.rejected_updates,
+                safe_reason,
+            };
+            if let Err(error) = diagnostics.publish(runner_diagnostic_array(&status, Time::now())) {
+                tracing::warn!(%error, "failed to publish diagnostics");
+            }
+            last_diagnostics = Some(Instant::now());
         }
 
         next_tick += period;

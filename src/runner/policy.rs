@@ -19,6 +19,10 @@ pub trait Policy: Send {
     fn bounds(&self) -> &ActionBounds;
     /// Computes the action for `observation` (raw, not standardised), before clamping.
     fn act(&mut self, observation: &[f32]) -> Result<Vec<f32>, String>;
+    /// ONNX Runtime execution provider that runs the policy, when it runs in ONNX Runtime.
+    fn execution_provider(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The policy network of a model set, run through ONNX Runtime.
@@ -161,6 +165,10 @@ impl OnnxPolicy {
 impl Policy for OnnxPolicy {
     fn version(&self) -> &str {
         &self.version
+    }
+
+    fn execution_provider(&self) -> Option<String> {
+        Some(self.model.provider().to_string())
     }
 
     fn observation_dim(&self) -> usize {
