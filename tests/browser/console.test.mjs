@@ -1,7 +1,7 @@
-// Browser test of the operator console: runs `clarify node` on a store imported from
-// data/dial-turn.npz, answers five queries in headless Chromium with keys and clicks,
-// undoes one, checks the stored answers in SQLite, saves screenshots at phone and tablet
-// sizes and checks that hostile names render as text.
+// Browser test of the operator console: runs `clarify node` on a store imported from a
+// small generated dial-turn dataset, answers five queries in headless Chromium with keys
+// and clicks, undoes one, checks the stored answers in SQLite, saves screenshots at phone
+// and tablet sizes and checks that hostile names render as text.
 //
 // Opens sockets (DDS and HTTP), so run it inside `.ci/netns-run`:
 //   .ci/netns-run node tests/browser/console.test.mjs
@@ -19,7 +19,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 const clarify = process.env.CLARIFY_BIN || path.join(root, "target", "debug", "clarify");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const artifacts = process.env.ARTIFACTS || path.join(root, "target", "console-artifacts");
-const dataset = path.join(root, "data", "dial-turn.npz");
+const python = path.join(root, ".venv", "bin", "python");
 const HOSTILE = "<img src=x onerror=window.__pwned=1>";
 const OPERATOR = "alice";
 
@@ -123,10 +123,16 @@ async function answerWith(page, action) {
 async function main() {
   check(fs.existsSync(clarify), `clarify binary ${clarify} not found: build it or set CLARIFY_BIN`);
   check(fs.existsSync(chromiumPath), `Chromium ${chromiumPath} not found: run .ci/setup or set CHROMIUM`);
-  check(fs.existsSync(dataset), `dataset ${dataset} not found: run .ci/setup`);
+  check(fs.existsSync(python), `Python ${python} not found: run .ci/setup`);
   fs.mkdirSync(artifacts, { recursive: true });
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), "clarify-console-"));
   const store = path.join(folder, "store.sqlite");
+  // A small dial-turn dataset with simulator state, so segments can be rendered.
+  const dataset = path.join(folder, "dial-turn.npz");
+  execFileSync(python, ["-m", "clarify_sim", "generate", "--task", "dial-turn", "--episodes", "4", "--seed", "0", "--out", dataset], {
+    env: { ...process.env, PYTHONPATH: path.join(root, "sim"), MUJOCO_GL: process.env.MUJOCO_GL || "egl" },
+    stdio: "inherit",
+  });
   execFileSync(clarify, ["--quiet", "import", dataset, "--store", store, "--name", HOSTILE], {
     stdio: "inherit",
   });
