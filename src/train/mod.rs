@@ -108,9 +108,9 @@ pub struct TrainSettings {
     pub encoder_progress_interval: usize,
     /// IQL gradient steps between progress reports.
     pub iql_progress_interval: usize,
-    /// Folder of IQL checkpoints. A job that finds one there resumes the policy from it
-    /// (after training the encoder and reward model again, which the seed makes
-    /// repeatable); `None` keeps no checkpoints.
+    /// Folder of IQL checkpoints; `None` keeps none. A job that finds a checkpoint there
+    /// trains the encoder and reward model again, which the seed makes repeatable, and
+    /// resumes the policy from it.
     pub policy_checkpoint_dir: Option<PathBuf>,
     /// Row of the store's `training_runs` table opened by a supervising program, which the
     /// job closes; `None` opens a new row.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::error::IqlError;
 
 /// Gradient steps of the `cpu` preset, a shorter run than the paper's for CPU training.
-/// About 90 s at 110 steps per second on two cores, so the twelve policies of
-/// `clarify bench policy` train in under half an hour; on dial-turn an IQL policy on the
+/// An estimated 90 s at 110 steps per second on two cores, so the twelve policies of
+/// `clarify bench policy` train in under half an hour. On dial-turn, an IQL policy on the
 /// true rewards already succeeds in every evaluation episode after 3,000 steps.
 pub const CPU_GRADIENT_STEPS: usize = 10_000;
 /// Gradient steps of the `paper` preset: 2·10⁵ + 10⁴, as in CLARIFY's IQL runs.
