@@ -120,6 +120,52 @@ async function answerWith(page, action) {
   return before;
 }
 
+// Chromium's flags for a machine with no display, no GPU and a closed network.
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+// Extra flags, tried in turn when Chromium fails to start. NOTE: Chromium crashed at start-up
+// on one fresh machine, cause unknown, so these skip its zygote, then run it in one process.
+const CHROMIUM_FALLBACK_ARGS = [[], ["--no-zygote", "--disable-crash-reporter"], ["--single-process"]];
+
+// Starts Chromium with its profile and HOME inside `folder`, so that it writes nothing
+// outside the test's folder. Each failed start is logged, and the final error lists them all.
+async function launchChromium(folder) {
+  const home = path.join(folder, "home");
+  fs.mkdirSync(home, { recursive: true });
+  const failures = [];
+  for (const [attempt, extra] of CHROMIUM_FALLBACK_ARGS.entries()) {
+    try {
+      return await chromium.launchPersistentContext(path.join(folder, `chromium-profile-${attempt}`), {
+        executablePath: chromiumPath,
+        headless: true,
+        timeout: 60000,
+        viewport: { width: 390, height: 844 },
+        env: { ...process.env, HOME: home },
+        args: [...CHROMIUM_ARGS, ...extra],
+      });
+    } catch (error) {
+      const flags = extra.length > 0 ? extra.join(" ") : "the default flags";
+      console.error(`Chromium failed to start with ${flags}:\n${error.message}\n`);
+      failures.push(`${flags}: ${error.message.split("\n")[0]}`);
+    }
+  }
+  let version;
+  try {
+    version = execFileSync(chromiumPath, ["--version"], { encoding: "utf8" }).trim();
+  } catch (error) {
+    version = `${chromiumPath} (--version failed: ${error.message.split("\n")[0]})`;
+  }
+  throw new Error(`${version} failed to start with each set of flags: ${failures.join("; ")}`);
+}
+
 async function main() {
   check(fs.existsSync(clarify), `clarify binary ${clarify} not found: build it or set CLARIFY_BIN`);
   check(fs.existsSync(chromiumPath), `Chromium ${chromiumPath} not found: run .ci/setup or set CHROMIUM`);
@@ -155,21 +201,7 @@ async function main() {
       [hostileQuery, HOSTILE, Date.now() / 1000],
     );
 
-    context = await chromium.launchPersistentContext(path.join(folder, "chromium-profile"), {
-      executablePath: chromiumPath,
-      headless: true,
-      viewport: { width: 390, height: 844 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    context = await launchChromium(folder);
     page = context.pages()[0] || (await context.newPage());
     const problems = [];
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -245,5 +277,7 @@ async function main() {
 
 main().catch((error) => {
   console.error(error.stack || String(error));
+  // The first line again, so that the end of a long log shows what failed.
+  console.error(`\nconsole browser test failed: ${String(error.message || error).split("\n")[0]}`);
   process.exit(1);
 });
