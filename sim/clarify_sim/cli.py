@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -167,7 +168,23 @@ def _add_generate(commands, schedule: BehaviourSchedule) -> None:
         default=schedule.random_step_end,
         help="per-step probability of a uniform random action at u = 1",
     )
+    _add_distractor_arguments(group, schedule)
     parser.set_defaults(handler=_run_generate)
+
+
+def _add_distractor_arguments(parser, schedule: BehaviourSchedule) -> None:
+    parser.add_argument(
+        "--distractor-task",
+        default=schedule.distractor_task,
+        help="Meta-World task whose scripted policy runs some scripted episodes "
+        "instead of the task's own, a purposeful but wrong behaviour (default: none)",
+    )
+    parser.add_argument(
+        "--distractor-probability",
+        type=float,
+        default=schedule.distractor_probability,
+        help="probability that a scripted episode follows the distractor task's policy",
+    )
 
 
 def _add_fingerprint(commands) -> None:
@@ -346,6 +363,7 @@ def _add_robot(commands) -> None:
         default=config.schedule_episodes,
         help="episodes of one pass through the generator's behaviour schedule",
     )
+    _add_distractor_arguments(parser, config.schedule)
     parser.add_argument(
         "--collect-rate",
         type=float,
@@ -554,6 +572,8 @@ def _run_generate(args: argparse.Namespace) -> None:
         noise_std_end=args.noise_std_end,
         random_step_start=args.random_step_start,
         random_step_end=args.random_step_end,
+        distractor_task=args.distractor_task,
+        distractor_probability=args.distractor_probability,
     )
     config = GeneratorConfig(
         task=args.task,
@@ -650,11 +670,17 @@ def _run_render(args: argparse.Namespace) -> None:
 def _run_robot(args: argparse.Namespace) -> None:
     from clarify_sim.robot import Robot, RobotConfig, RobotTopics
 
+    config_defaults = RobotConfig()
     config = RobotConfig(
         task=args.task,
         seed=args.seed,
         episode_steps=args.episode_steps,
         schedule_episodes=args.schedule_episodes,
+        schedule=dataclasses.replace(
+            config_defaults.schedule,
+            distractor_task=args.distractor_task,
+            distractor_probability=args.distractor_probability,
+        ),
         collect_rate_hz=args.collect_rate,
         eval_episodes=args.eval_episodes,
         eval_seed=args.eval_seed,

@@ -59,8 +59,16 @@ class DemoSettings:
     task: str = "dial-turn"
     #: Retrain-and-redeploy cycles to evaluate before the demo stops.
     cycles: int = 2
-    #: Episodes the robot collects before it only evaluates (0: no limit).
+    #: Episodes the robot collects before it only evaluates (0: no limit). They follow
+    #: one pass of the dataset generator's behaviour schedule (300 episodes with no
+    #: limit).
     collect_episodes: int = 150
+    #: Task whose scripted policy runs some collected episodes instead of the task's
+    #: own (None: no distractor). The deployed policy then has to learn from the reward
+    #: model which of the two behaviours to follow.
+    distractor_task: str | None = "window-open"
+    #: Probability that a scripted collected episode follows the distractor task.
+    distractor_probability: float = 0.5
     #: Steps per second the robot collects at (0: as fast as it can).
     collect_rate_hz: float = 1000.0
     #: Evaluation episodes per deployed model set.
@@ -111,6 +119,11 @@ class DemoSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"invalid {name} {value}: use a value > 0")
+        if not 0.0 <= self.distractor_probability <= 1.0:
+            raise InputError(
+                f"invalid distractor_probability {self.distractor_probability}: use a "
+                "probability in [0, 1]"
+            )
         for name in ("collect_rate_hz", "epsilon", "answer_delay_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -512,6 +525,16 @@ class Demo:
 
     def start_robot(self) -> None:
         settings = self.settings
+        schedule = []
+        if settings.collect_episodes > 0:
+            schedule = ["--schedule-episodes", str(settings.collect_episodes)]
+        if settings.distractor_task is not None:
+            schedule += [
+                "--distractor-task",
+                settings.distractor_task,
+                "--distractor-probability",
+                str(settings.distractor_probability),
+            ]
         self.start(
             "robot",
             [
@@ -521,6 +544,7 @@ class Demo:
                 "robot",
                 "--task",
                 settings.task,
+                *schedule,
                 "--max-episodes",
                 str(settings.collect_episodes),
                 "--collect-rate",
@@ -737,6 +761,17 @@ def build_parser() -> argparse.ArgumentParser:
         f"({defaults.collect_episodes})",
     )
     parser.add_argument(
+        "--distractor-task",
+        help="task whose scripted policy runs some collected episodes instead of the "
+        f"task's own, or none ({defaults.distractor_task})",
+    )
+    parser.add_argument(
+        "--distractor-probability",
+        type=float,
+        help="probability that a scripted collected episode follows the distractor "
+        f"task ({defaults.distractor_probability})",
+    )
+    parser.add_argument(
         "--eval-episodes",
         type=int,
         help=f"evaluation episodes per model set ({defaults.eval_episodes})",
@@ -775,6 +810,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         ("task", "task"),
         ("cycles", "cycles"),
         ("collect_episodes", "collect_episodes"),
+        ("distractor_probability", "distractor_probability"),
         ("eval_episodes", "eval_episodes"),
         ("answers_per_cycle", "answers_per_cycle"),
         ("queries_per_round", "queries_per_round"),
@@ -784,6 +820,9 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         value = getattr(args, option)
         if value is not None:
             changes[name] = value
+    if args.distractor_task is not None:
+        none = args.distractor_task.lower() == "none"
+        changes["distractor_task"] = None if none else args.distractor_task
     if args.train_args is not None:
         changes["train_args"] = tuple(args.train_args.split())
     settings = replace(settings, **changes)

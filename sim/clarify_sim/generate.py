@@ -12,6 +12,12 @@ progress u is
   added to each action, which is then clipped to [-1, 1]; each step's action is also
   replaced by a uniform random one with probability p_step(u).
 
+With a distractor task set, each scripted episode is, with probability
+`distractor_probability`, run by the distractor task's scripted policy instead: the same
+noise, a purposeful motion, and the wrong goal. The data then mixes two purposeful
+behaviours, and a policy has to learn from rewards which one to follow. The draw comes
+from `default_rng([seed, i, 1])`, so datasets without a distractor are unchanged.
+
 p_random falls linearly to 0 at progress `random_episode_until`; sigma and p_step fall
 linearly from their start to their end values over the run.
 
@@ -89,12 +95,22 @@ class BehaviourSchedule:
     random_step_start: float = 0.35
     #: Per-step probability of a uniform random action at progress 1.
     random_step_end: float = 0.0
+    #: Meta-World task whose scripted policy runs some scripted episodes instead of
+    #: the dataset task's own; None for no distractor.
+    distractor_task: str | None = None
+    #: Probability that a scripted episode follows the distractor task's policy.
+    distractor_probability: float = 0.0
 
     def validate(self) -> None:
         """Raise `InputError` naming the first setting out of range."""
         if self.runs < 1:
             raise InputError(f"invalid schedule runs {self.runs}: use 1 or more")
-        for name in ("random_episode_start", "random_step_start", "random_step_end"):
+        for name in (
+            "random_episode_start",
+            "random_step_start",
+            "random_step_end",
+            "distractor_probability",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(
@@ -111,6 +127,14 @@ class BehaviourSchedule:
                 raise InputError(
                     f"invalid schedule {name} {value}: use a standard deviation >= 0"
                 )
+        if self.distractor_task is not None:
+            check_task_name(self.distractor_task)
+        elif self.distractor_probability > 0.0:
+            probability = self.distractor_probability
+            raise InputError(
+                f"invalid schedule distractor_probability {probability} without a "
+                "distractor task: set distractor_task or use 0"
+            )
 
     def progress(self, episode: int, episodes: int) -> float:
         """Return the progress u in [0, 1) of `episode` within its pretend run."""
@@ -176,6 +200,8 @@ class EpisodeBehaviour:
     noise_std: float
     #: Per-step probability of replacing the action with a random one.
     random_step_probability: float
+    #: Whether the distractor task's scripted policy chose the actions.
+    distractor: bool = False
 
 
 @dataclass
@@ -198,12 +224,20 @@ def episode_rng(seed: int, episode: int) -> np.random.Generator:
     return np.random.default_rng([seed, episode])
 
 
+def distractor_policy(schedule: BehaviourSchedule) -> ScriptedPolicy | None:
+    """Return the scripted policy of the schedule's distractor task, if it has one."""
+    if schedule.distractor_task is None or schedule.distractor_probability <= 0.0:
+        return None
+    return ScriptedPolicy(schedule.distractor_task)
+
+
 def generate_episode(
     env: MetaWorldTaskEnv,
     policy: ScriptedPolicy,
     config: GeneratorConfig,
     episode: int,
     before_step: StepHook | None = None,
+    distractor: ScriptedPolicy | None = None,
 ) -> tuple[dict[str, np.ndarray], EpisodeBehaviour]:
     """Run episode `episode` of the dataset `config` in `env`.
 
@@ -211,6 +245,8 @@ def generate_episode(
     with its `rand_vec`, and how it behaved. `env` must have been made with
     `max_episode_steps=config.episode_steps`. `before_step(env, episode, step)`, when
     given, runs before each step's action, for example to render the live state.
+    `distractor` is `distractor_policy(config.schedule)`, needed when the schedule
+    has a distractor.
     """
     if env.max_episode_steps != config.episode_steps:
         raise ValueError(
@@ -234,6 +270,16 @@ def generate_episode(
     noise = rng.normal(0.0, 1.0, size=(steps, 4)) * behaviour.noise_std
     random_steps = rng.random(steps) < behaviour.random_step_probability
     random_actions = rng.uniform(-1.0, 1.0, size=(steps, 4)).astype(np.float32)
+    if schedule.distractor_probability > 0.0 and not behaviour.random_episode:
+        if distractor is None:
+            raise ValueError(
+                "the schedule has a distractor task but no distractor policy was "
+                "given: pass distractor_policy(config.schedule)"
+            )
+        draw = np.random.default_rng([config.seed, episode, 1]).random()
+        if draw < schedule.distractor_probability:
+            behaviour = dataclasses.replace(behaviour, distractor=True)
+            policy = distractor
 
     model = env.model
     arrays = _allocate_episode(steps, env.observation_space.shape[0], model)
@@ -302,12 +348,15 @@ def generate_arrays(
         config.task, seed=config.seed, max_episode_steps=config.episode_steps
     )
     policy = ScriptedPolicy(config.task)
+    distractor = distractor_policy(config.schedule)
 
     episodes = []
     behaviours = []
     started = time.monotonic()
     for index in range(config.episodes):
-        arrays, behaviour = generate_episode(env, policy, config, index, before_step)
+        arrays, behaviour = generate_episode(
+            env, policy, config, index, before_step, distractor
+        )
         episodes.append(arrays)
         behaviours.append(behaviour)
         if on_episode is not None:

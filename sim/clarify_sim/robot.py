@@ -36,7 +36,12 @@ from clarify_sim.env import (
     scripted_policy,
 )
 from clarify_sim.errors import InputError
-from clarify_sim.generate import BehaviourSchedule, GeneratorConfig, generate_episode
+from clarify_sim.generate import (
+    BehaviourSchedule,
+    GeneratorConfig,
+    distractor_policy,
+    generate_episode,
+)
 from clarify_sim.lifecycle import EventLog, StopFlag
 
 logger = logging.getLogger(__name__)
@@ -264,6 +269,7 @@ class Robot:
             config.task, seed=config.seed, max_episode_steps=config.episode_steps
         )
         self.policy = scripted_policy(config.task)
+        self.distractor = distractor_policy(config.schedule)
         self.eval_env = make_env(
             config.task, seed=config.eval_seed, max_episode_steps=config.eval_max_steps
         )
@@ -277,7 +283,11 @@ class Robot:
         """Run and publish one collected episode."""
         config = self.config
         arrays, behaviour = generate_episode(
-            self.collect_env, self.policy, config.generator_config(), self.episode
+            self.collect_env,
+            self.policy,
+            config.generator_config(),
+            self.episode,
+            distractor=self.distractor,
         )
         period = 1.0 / config.collect_rate_hz if config.collect_rate_hz > 0 else 0.0
         started = time.monotonic()
@@ -295,6 +305,7 @@ class Robot:
             success=bool(arrays["success"].any()),
             random_episode=behaviour.random_episode,
             noise_std=behaviour.noise_std,
+            distractor=behaviour.distractor,
             reward_sum=float(arrays["rewards"].sum()),
         )
         self.episode += 1

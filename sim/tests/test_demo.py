@@ -13,10 +13,12 @@ from clarify_sim.demo import (
     DemoSettings,
     Layout,
     build_cycles,
+    build_parser,
     format_table,
     parameter_file,
     read_events,
     runner_versions,
+    settings_from_args,
 )
 from clarify_sim.errors import InputError
 
@@ -129,6 +131,7 @@ def test_parameter_file_names_work_folder(tmp_path: Path):
         ("timeout_s", math.inf, "invalid timeout_s inf"),
         ("epsilon", -0.1, "invalid epsilon -0.1"),
         ("collect_episodes", -1, "invalid collect_episodes -1"),
+        ("distractor_probability", 1.5, "invalid distractor_probability 1.5"),
     ],
 )
 def test_settings_reject_bad_value(field, value, message):
@@ -148,3 +151,18 @@ def test_runner_versions_from_log():
     )
     assert runner_versions(log) == {"20261204-230454", "20261204-230838"}
     assert runner_versions("") == set()
+
+
+def test_distractor_options():
+    parser = build_parser()
+
+    assert settings_from_args(parser.parse_args([])).distractor_task == "window-open"
+    off = settings_from_args(parser.parse_args(["--distractor-task", "none"]))
+    assert off.distractor_task is None
+    other = settings_from_args(
+        parser.parse_args(
+            ["--distractor-task", "door-lock", "--distractor-probability", "0.3"]
+        )
+    )
+    assert other.distractor_task == "door-lock"
+    assert other.distractor_probability == 0.3

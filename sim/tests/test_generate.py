@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -126,6 +127,57 @@ def test_episode_regenerates_alone():
         assert np.array_equal(alone[name], arrays[name][steps]), name
 
 
+def test_distractor_replaces_scripted_episodes():
+    plain_schedule = dataclasses.replace(MIXED_SCHEDULE, random_episode_start=0.0)
+    plain = GeneratorConfig(
+        "dial-turn", episodes=3, seed=1, episode_steps=40, schedule=plain_schedule
+    )
+    mixed = dataclasses.replace(
+        plain,
+        schedule=dataclasses.replace(
+            plain_schedule, distractor_task="window-open", distractor_probability=1.0
+        ),
+    )
+    plain_arrays, plain_behaviours = generate_arrays(plain, log_every=0)
+    mixed_arrays, mixed_behaviours = generate_arrays(mixed, log_every=0)
+
+    assert not any(behaviour.distractor for behaviour in plain_behaviours)
+    assert all(behaviour.distractor for behaviour in mixed_behaviours)
+    # Same object and goal positions, other actions.
+    assert np.array_equal(plain_arrays["rand_vecs"], mixed_arrays["rand_vecs"])
+    assert not np.allclose(plain_arrays["actions"], mixed_arrays["actions"])
+
+
+def test_unused_distractor_keeps_data():
+    plain = GeneratorConfig("dial-turn", episodes=2, seed=5, episode_steps=30)
+    unused = dataclasses.replace(
+        plain,
+        schedule=dataclasses.replace(
+            plain.schedule, distractor_task="window-open", distractor_probability=0.0
+        ),
+    )
+    first, _ = generate_arrays(plain, log_every=0)
+    second, _ = generate_arrays(unused, log_every=0)
+
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+
+
+def test_distractor_needs_its_policy():
+    schedule = BehaviourSchedule(
+        random_episode_start=0.0,
+        distractor_task="window-open",
+        distractor_probability=1.0,
+    )
+    config = GeneratorConfig(
+        "dial-turn", episodes=1, episode_steps=5, schedule=schedule
+    )
+    env = make_env("dial-turn", max_episode_steps=5)
+
+    with pytest.raises(ValueError, match="no distractor policy"):
+        generate_episode(env, scripted_policy("dial-turn"), config, 0)
+
+
 def test_schedule_follows_progress():
     schedule = BehaviourSchedule()
 
@@ -155,6 +207,22 @@ def test_schedule_follows_progress():
         (
             {"schedule": BehaviourSchedule(random_step_start=1.5)},
             "invalid schedule random_step_start 1.5",
+        ),
+        (
+            {"schedule": BehaviourSchedule(distractor_probability=0.5)},
+            "invalid schedule distractor_probability 0.5 without a distractor task",
+        ),
+        (
+            {
+                "schedule": BehaviourSchedule(
+                    distractor_task="window-open", distractor_probability=2.0
+                )
+            },
+            "invalid schedule distractor_probability 2.0",
+        ),
+        (
+            {"schedule": BehaviourSchedule(distractor_task="no-such-task")},
+            "unknown task 'no-such-task'",
         ),
     ],
 )
