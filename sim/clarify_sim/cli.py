@@ -409,11 +409,11 @@ def _add_robot(commands) -> None:
         help="seconds to wait for the runner's first action of an evaluation",
     )
     parser.add_argument(
-        "--swap-delay",
+        "--swap-timeout",
         type=float,
-        default=config.swap_delay_s,
-        help="seconds between a model update and its evaluation, for the runner "
-        "to swap in the new set",
+        default=config.swap_timeout_s,
+        help="seconds to wait after a model update for the runner's diagnostics to "
+        "report the new set; the evaluation is skipped after that",
     )
     parser.add_argument(
         "--skip-actions",
@@ -453,6 +453,11 @@ def _add_robot(commands) -> None:
         "--evaluation-topic",
         default=topics.evaluation,
         help="std_msgs/String topic of the JSON evaluation reports",
+    )
+    group.add_argument(
+        "--diagnostics-topic",
+        default=topics.diagnostics,
+        help="diagnostic_msgs/DiagnosticArray topic of the policy runner",
     )
     parser.set_defaults(handler=_run_robot)
 
@@ -687,7 +692,7 @@ def _run_robot(args: argparse.Namespace) -> None:
         eval_max_steps=args.eval_max_steps,
         action_timeout_s=args.action_timeout,
         runner_start_timeout_s=args.runner_start_timeout,
-        swap_delay_s=args.swap_delay,
+        swap_timeout_s=args.swap_timeout,
         skip_actions=args.skip_actions,
         max_episodes=args.max_episodes,
         domain_id=args.domain_id,
@@ -698,6 +703,7 @@ def _run_robot(args: argparse.Namespace) -> None:
             observation=args.observation_topic,
             action=args.action_topic,
             evaluation=args.evaluation_topic,
+            diagnostics=args.diagnostics_topic,
         ),
     )
     config.validate()

@@ -63,6 +63,9 @@ class RobotTopics:
     action: str = "action"
     #: std_msgs/String JSON reports of each evaluation.
     evaluation: str = "demo/evaluation"
+    #: diagnostic_msgs/DiagnosticArray of the policy runner, which names the model set
+    #: it drives with.
+    diagnostics: str = "/diagnostics"
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,9 @@ class RobotConfig:
     action_timeout_s: float = 1.0
     #: Seconds to keep resending the first observation while the runner starts.
     runner_start_timeout_s: float = 300.0
-    #: Seconds between a ModelUpdate and the evaluation, so the runner can load and
-    #: swap in the announced set first.
-    swap_delay_s: float = 3.0
+    #: Seconds to wait after a ModelUpdate for the policy runner's diagnostics to
+    #: report the announced set. After that the evaluation is skipped.
+    swap_timeout_s: float = 120.0
     #: Actions to let pass after publishing an observation before one is applied.
     skip_actions: int = 1
     #: Collection stops after this many episodes (0: never); evaluation goes on.
@@ -120,12 +123,10 @@ class RobotConfig:
         for name in ("eval_episodes", "eval_max_steps"):
             if getattr(self, name) < 1:
                 raise InputError(f"invalid {name} {getattr(self, name)}: use 1 or more")
-        for name in ("action_timeout_s", "runner_start_timeout_s"):
+        for name in ("action_timeout_s", "runner_start_timeout_s", "swap_timeout_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"invalid {name} {value}: use seconds > 0")
-        if not (math.isfinite(self.swap_delay_s) and self.swap_delay_s >= 0):
-            raise InputError(f"invalid swap_delay_s {self.swap_delay_s}: use >= 0 s")
         if self.skip_actions < 0:
             raise InputError(f"invalid skip_actions {self.skip_actions}: use 0 or more")
         if self.max_episodes < 0:
@@ -264,6 +265,11 @@ class Robot:
             ros.reliable_qos(8),
         )
         self.action_waiter = self.participant.waiter(self.actions)
+        self.diagnostics = self.participant.reader(
+            topics.diagnostics, ros.DiagnosticArray, ros.reliable_qos(16)
+        )
+        #: Version the policy runner last reported driving with.
+        self.runner_version: str | None = None
 
         self.collect_env = make_env(
             config.task, seed=config.seed, max_episode_steps=config.episode_steps
@@ -347,12 +353,11 @@ class Robot:
         version = update.version
         self.evaluated.add(version)
         logger.info(
-            "evaluating %s over %d episodes in %.1f s",
+            "evaluating %s over %d episodes once the runner drives with it",
             version,
             config.eval_episodes,
-            config.swap_delay_s,
         )
-        if self._sleep(config.swap_delay_s):
+        if not self.wait_for_runner(version):
             return None
         tally = EvaluationTally(version=version, episodes=config.eval_episodes)
         for index in range(config.eval_episodes):
@@ -386,6 +391,44 @@ class Robot:
         self.events.write("evaluation", **report)
         self.evaluations.write(ros.String(data=json.dumps(report)))
         return tally
+
+    def wait_for_runner(self, version: str) -> bool:
+        """Wait until the runner reports driving with `version`.
+
+        Returns False, after an `evaluation_skipped` event, when a newer set was
+        announced, the robot was stopped or `swap_timeout_s` passed first.
+        """
+        deadline = time.monotonic() + self.config.swap_timeout_s
+        reason = None
+        while reason is None:
+            self.read_runner_version()
+            if self.runner_version == version:
+                return True
+            self.poll_model_updates()
+            if self.stop.stopped:
+                return False
+            if self.pending:
+                reason = f"superseded by {self.pending[-1].version}"
+            elif time.monotonic() > deadline:
+                reason = (
+                    f"the runner reported {self.runner_version or 'no version'} for "
+                    f"{self.config.swap_timeout_s:.0f} s"
+                )
+            else:
+                time.sleep(0.05)
+        logger.warning("evaluation of %s skipped: %s", version, reason)
+        self.events.write("evaluation_skipped", version=version, reason=reason)
+        return False
+
+    def read_runner_version(self) -> None:
+        """Update `runner_version` from the runner's newest diagnostics."""
+        for array in ros.take_all(self.diagnostics):
+            for status in array.status:
+                if not status.name.endswith(": policy"):
+                    continue
+                for entry in status.values:
+                    if entry.key == "version":
+                        self.runner_version = entry.value
 
     def run_eval_episode(self, seed: int, tally: EvaluationTally) -> tuple[bool, int]:
         """Run one runner-driven episode; return (success at any step, steps run)."""
@@ -443,13 +486,6 @@ class Robot:
             if remaining <= 0:
                 return None
             self.action_waiter.wait(remaining)
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep, waking early on a stop; return whether a stop was requested."""
-        deadline = time.monotonic() + seconds
-        while not self.stop.stopped and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-        return self.stop.stopped
 
     # Main loop
 

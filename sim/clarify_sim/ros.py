@@ -212,6 +212,34 @@ STATE_SUCCEEDED = 2
 STATE_FAILED = 3
 
 
+# diagnostic_msgs
+
+
+@dataclass
+class KeyValue(IdlStruct, typename="diagnostic_msgs::msg::dds_::KeyValue_"):
+    key: str
+    value: str
+
+
+@dataclass
+class DiagnosticStatus(
+    IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticStatus_"
+):
+    level: uint8
+    name: str
+    message: str
+    hardware_id: str
+    values: sequence[KeyValue]
+
+
+@dataclass
+class DiagnosticArray(
+    IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticArray_"
+):
+    header: Header
+    status: sequence[DiagnosticStatus]
+
+
 @dataclass
 class SubmitAnswerRequest(
     IdlStruct, typename="clarify_msgs::srv::dds_::SubmitAnswer_Request_"

@@ -46,9 +46,10 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 class FakeRunner:
     """Publishes the scripted policy's action for the newest observation every tick,
-    like `clarify policy run` does with a model set."""
+    like `clarify policy run` does with a model set, and diagnostics that name
+    `version` as the set it drives with."""
 
-    def __init__(self, topics: RobotTopics, period: float) -> None:
+    def __init__(self, topics: RobotTopics, period: float, version: str) -> None:
         self.participant = ros.Participant(DOMAIN_ID)
         self.reader = self.participant.reader(
             topics.observation, ros.Float32MultiArray, ros.reliable_qos(1)
@@ -56,6 +57,10 @@ class FakeRunner:
         self.writer = self.participant.writer(
             topics.action, ros.Float32MultiArray, ros.reliable_qos(10)
         )
+        self.diagnostics = self.participant.writer(
+            topics.diagnostics, ros.DiagnosticArray, ros.reliable_qos(10)
+        )
+        self.version = version
         self.policy = scripted_policy("dial-turn")
         self.period = period
         self.stopped = threading.Event()
@@ -69,7 +74,20 @@ class FakeRunner:
                 latest = np.asarray(samples[-1].data, dtype=np.float64)
             if latest is not None:
                 self.writer.write(ros.float32_array(self.policy(latest)))
+            self.diagnostics.write(self.diagnostic_array())
             time.sleep(self.period)
+
+    def diagnostic_array(self) -> ros.DiagnosticArray:
+        values = [ros.KeyValue(key="version", value=self.version)]
+        status = ros.DiagnosticStatus(
+            level=0,
+            name="clarify_policy: policy",
+            message=f"model set {self.version} drives",
+            hardware_id="",
+            values=values,
+        )
+        header = ros.Header(stamp=ros.now(), frame_id="")
+        return ros.DiagnosticArray(header=header, status=[status])
 
 
 def test_robot_publishes_steps_with_and_without_reward():
@@ -124,18 +142,18 @@ def test_robot_evaluates_with_runner_actions():
         action="t/action",
         model_update="t/model_update",
         evaluation="t/evaluation",
+        diagnostics="t/diagnostics",
     )
     config = RobotConfig(
         episode_steps=10,
         schedule_episodes=2,
         eval_episodes=2,
         eval_max_steps=300,
-        swap_delay_s=0.0,
         runner_start_timeout_s=20.0,
         domain_id=DOMAIN_ID,
         topics=topics,
     )
-    runner = FakeRunner(topics, period=0.004)
+    runner = FakeRunner(topics, period=0.004, version="v-test")
     runner.thread.start()
     listener = ros.Participant(DOMAIN_ID)
     reports = listener.reader(topics.evaluation, ros.String, ros.latched_qos(4))
@@ -371,3 +389,45 @@ def test_operator_budget_reopens_after_failed_run():
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["event"] for e in events] == ["training_failed"]
     assert events[0]["run_id"] == 3
+
+
+def test_robot_skips_set_the_runner_never_loads():
+    topics = RobotTopics(
+        observation="t2/observation",
+        action="t2/action",
+        model_update="t2/model_update",
+        evaluation="t2/evaluation",
+        diagnostics="t2/diagnostics",
+    )
+    config = RobotConfig(
+        episode_steps=10,
+        schedule_episodes=2,
+        eval_episodes=2,
+        swap_timeout_s=2.0,
+        domain_id=DOMAIN_ID,
+        topics=topics,
+    )
+    runner = FakeRunner(topics, period=0.01, version="v-old")
+    runner.thread.start()
+    stream = io.StringIO()
+    robot = Robot(config, EventLog(stream))
+    update = ros.ModelUpdate(
+        stamp=ros.now(),
+        version="v-new",
+        previous_version="v-old",
+        reason=ros.REASON_TRAINED,
+        path="",
+        answers_used=5,
+        reward_accuracy=0.5,
+    )
+    try:
+        tally = robot.evaluate(update)
+    finally:
+        runner.stopped.set()
+        runner.thread.join(5.0)
+    assert tally is None
+    assert robot.runner_version == "v-old"
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert events[-1]["event"] == "evaluation_skipped"
+    assert events[-1]["version"] == "v-new"
+    assert "the runner reported v-old" in events[-1]["reason"]

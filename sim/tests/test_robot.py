@@ -102,7 +102,7 @@ def test_tally_success_rate_and_report():
         ("collect_rate_hz", -1.0, "invalid collect rate -1.0"),
         ("eval_episodes", 0, "invalid eval_episodes 0"),
         ("action_timeout_s", 0.0, "invalid action_timeout_s 0.0"),
-        ("swap_delay_s", math.nan, "invalid swap_delay_s nan"),
+        ("swap_timeout_s", 0.0, "invalid swap_timeout_s 0.0"),
         ("skip_actions", -1, "invalid skip_actions -1"),
         ("max_episodes", -2, "invalid max_episodes -2"),
         ("task", "no-such-task", "unknown task 'no-such-task'"),
