@@ -68,7 +68,7 @@ class DemoSettings:
     #: model which of the two behaviours to follow.
     distractor_task: str | None = "window-open"
     #: Probability that a scripted collected episode follows the distractor task.
-    distractor_probability: float = 0.5
+    distractor_probability: float = 0.25
     #: Steps per second the robot collects at (0: as fast as it can).
     collect_rate_hz: float = 1000.0
     #: Evaluation episodes per deployed model set.
