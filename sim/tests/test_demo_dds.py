@@ -136,14 +136,32 @@ def test_robot_publishes_steps_with_and_without_reward():
     assert any(e["event"] == "collection_done" for e in events)
 
 
-def test_robot_evaluates_with_runner_actions():
-    topics = RobotTopics(
-        observation="t/observation",
-        action="t/action",
-        model_update="t/model_update",
-        evaluation="t/evaluation",
-        diagnostics="t/diagnostics",
+def evaluation_topics(prefix: str) -> RobotTopics:
+    """Return the robot's evaluation topics under `prefix`, one prefix per test."""
+    return RobotTopics(
+        observation=f"{prefix}/observation",
+        action=f"{prefix}/action",
+        model_update=f"{prefix}/model_update",
+        evaluation=f"{prefix}/evaluation",
+        diagnostics=f"{prefix}/diagnostics",
     )
+
+
+def trained_update(version: str, previous_version: str = "") -> ros.ModelUpdate:
+    """Return the node's announcement of a newly trained set `version`."""
+    return ros.ModelUpdate(
+        stamp=ros.now(),
+        version=version,
+        previous_version=previous_version,
+        reason=ros.REASON_TRAINED,
+        path="",
+        answers_used=5,
+        reward_accuracy=0.5,
+    )
+
+
+def test_robot_evaluates_with_runner_actions():
+    topics = evaluation_topics("t")
     config = RobotConfig(
         episode_steps=10,
         schedule_episodes=2,
@@ -159,15 +177,7 @@ def test_robot_evaluates_with_runner_actions():
     reports = listener.reader(topics.evaluation, ros.String, ros.latched_qos(4))
     stream = io.StringIO()
     robot = Robot(config, EventLog(stream))
-    update = ros.ModelUpdate(
-        stamp=ros.now(),
-        version="v-test",
-        previous_version="",
-        reason=ros.REASON_TRAINED,
-        path="",
-        answers_used=5,
-        reward_accuracy=0.5,
-    )
+    update = trained_update("v-test")
     try:
         tally = robot.evaluate(update)
     finally:
@@ -392,13 +402,7 @@ def test_operator_budget_reopens_after_failed_run():
 
 
 def test_robot_skips_set_the_runner_never_loads():
-    topics = RobotTopics(
-        observation="t2/observation",
-        action="t2/action",
-        model_update="t2/model_update",
-        evaluation="t2/evaluation",
-        diagnostics="t2/diagnostics",
-    )
+    topics = evaluation_topics("t2")
     config = RobotConfig(
         episode_steps=10,
         schedule_episodes=2,
@@ -411,15 +415,7 @@ def test_robot_skips_set_the_runner_never_loads():
     runner.thread.start()
     stream = io.StringIO()
     robot = Robot(config, EventLog(stream))
-    update = ros.ModelUpdate(
-        stamp=ros.now(),
-        version="v-new",
-        previous_version="v-old",
-        reason=ros.REASON_TRAINED,
-        path="",
-        answers_used=5,
-        reward_accuracy=0.5,
-    )
+    update = trained_update("v-new", previous_version="v-old")
     try:
         tally = robot.evaluate(update)
     finally:
