@@ -313,6 +313,8 @@ class Cycle:
     success_rate: float = math.nan
     eval_episodes: int = 0
     deployed_at: float = math.nan
+    #: Reason the robot gave for skipping the evaluation, or empty.
+    skip_reason: str = ""
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -356,6 +358,8 @@ def build_cycles(
             cycle = by_version[event["version"]]
             cycle.success_rate = event["success_rate"]
             cycle.eval_episodes = event["episodes"]
+        elif event["event"] == "evaluation_skipped" and event["version"] in by_version:
+            by_version[event["version"]].skip_reason = event["reason"]
 
     previous = {"": cycles[0] if cycles else None}
     for earlier, later in itertools.pairwise(cycles):
@@ -413,6 +417,8 @@ def format_table(cycles: Sequence[Cycle]) -> str:
         asked = "; ".join(parts) or "none"
         if cycle.eval_episodes:
             success = f"{cycle.success_rate * 100:.1f} % of {cycle.eval_episodes}"
+        elif cycle.skip_reason:
+            success = "skipped"
         else:
             success = "not evaluated"
         lines.append(
@@ -690,6 +696,12 @@ class Demo:
         print()
         cycles = self.cycles()
         print(format_table(cycles))
+        for cycle in cycles:
+            if cycle.skip_reason:
+                print(
+                    f"cycle {cycle.index}: evaluation of {cycle.version} skipped: "
+                    f"{cycle.skip_reason}"
+                )
         runner_log = self.layout.log("runner")
         ran: set[str] = set()
         if runner_log.exists():

@@ -89,6 +89,19 @@ def test_unevaluated_cycle_has_no_success_rate():
     assert "not evaluated" in format_table(cycles)
 
 
+def test_skipped_evaluation_keeps_its_reason():
+    skipped = {
+        "event": "evaluation_skipped",
+        "version": "v1",
+        "reason": "the runner reported v0 for 120 s",
+    }
+    cycles = build_cycles([update("v1", 50, 1.0), skipped], [])
+
+    assert cycles[0].skip_reason == "the runner reported v0 for 120 s"
+    assert cycles[0].eval_episodes == 0
+    assert "skipped" in format_table(cycles)
+
+
 def test_table_lists_selectors_and_success():
     robot = [
         update("v1", 50, 1.0),
