@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import sys
@@ -413,7 +412,7 @@ def _add_robot(commands) -> None:
         type=float,
         default=config.swap_timeout_s,
         help="seconds to wait after a model update for the runner's diagnostics to "
-        "report the new set; the evaluation is skipped after that",
+        "report the new set, after which the evaluation is skipped",
     )
     parser.add_argument(
         "--skip-actions",
@@ -675,14 +674,12 @@ def _run_render(args: argparse.Namespace) -> None:
 def _run_robot(args: argparse.Namespace) -> None:
     from clarify_sim.robot import Robot, RobotConfig, RobotTopics
 
-    config_defaults = RobotConfig()
     config = RobotConfig(
         task=args.task,
         seed=args.seed,
         episode_steps=args.episode_steps,
         schedule_episodes=args.schedule_episodes,
-        schedule=dataclasses.replace(
-            config_defaults.schedule,
+        schedule=BehaviourSchedule(
             distractor_task=args.distractor_task,
             distractor_probability=args.distractor_probability,
         ),

@@ -531,11 +531,11 @@ class Demo:
 
     def start_robot(self) -> None:
         settings = self.settings
-        schedule = []
+        schedule_args = []
         if settings.collect_episodes > 0:
-            schedule = ["--schedule-episodes", str(settings.collect_episodes)]
+            schedule_args = ["--schedule-episodes", str(settings.collect_episodes)]
         if settings.distractor_task is not None:
-            schedule += [
+            schedule_args += [
                 "--distractor-task",
                 settings.distractor_task,
                 "--distractor-probability",
@@ -550,7 +550,7 @@ class Demo:
                 "robot",
                 "--task",
                 settings.task,
-                *schedule,
+                *schedule_args,
                 "--max-episodes",
                 str(settings.collect_episodes),
                 "--collect-rate",

@@ -96,7 +96,7 @@ class BehaviourSchedule:
     #: Per-step probability of a uniform random action at progress 1.
     random_step_end: float = 0.0
     #: Meta-World task whose scripted policy runs some scripted episodes instead of
-    #: the dataset task's own; None for no distractor.
+    #: the dataset task's own, or None for no distractor.
     distractor_task: str | None = None
     #: Probability that a scripted episode follows the distractor task's policy.
     distractor_probability: float = 0.0

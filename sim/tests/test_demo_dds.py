@@ -24,7 +24,7 @@ from clarify_sim import ros
 from clarify_sim.env import scripted_policy
 from clarify_sim.lifecycle import EventLog, StopFlag
 from clarify_sim.operator import Operator, OperatorConfig, OperatorTopics
-from clarify_sim.robot import Robot, RobotConfig, RobotTopics
+from clarify_sim.robot import EvaluationTally, Robot, RobotConfig, RobotTopics
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CLARIFY_IN_NETNS") != "1",
@@ -160,6 +160,26 @@ def trained_update(version: str, previous_version: str = "") -> ros.ModelUpdate:
     )
 
 
+def evaluate_with_runner(
+    config: RobotConfig, period: float, runner_version: str, update: ros.ModelUpdate
+) -> tuple[EvaluationTally | None, Robot, list[dict]]:
+    """Evaluate `update` with a fake runner that drives with `runner_version`.
+
+    Returns the tally, the robot and the robot's events.
+    """
+    runner = FakeRunner(config.topics, period=period, version=runner_version)
+    runner.thread.start()
+    stream = io.StringIO()
+    robot = Robot(config, EventLog(stream))
+    try:
+        tally = robot.evaluate(update)
+    finally:
+        runner.stopped.set()
+        runner.thread.join(5.0)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return tally, robot, events
+
+
 def test_robot_evaluates_with_runner_actions():
     topics = evaluation_topics("t")
     config = RobotConfig(
@@ -171,18 +191,11 @@ def test_robot_evaluates_with_runner_actions():
         domain_id=DOMAIN_ID,
         topics=topics,
     )
-    runner = FakeRunner(topics, period=0.004, version="v-test")
-    runner.thread.start()
     listener = ros.Participant(DOMAIN_ID)
     reports = listener.reader(topics.evaluation, ros.String, ros.latched_qos(4))
-    stream = io.StringIO()
-    robot = Robot(config, EventLog(stream))
-    update = trained_update("v-test")
-    try:
-        tally = robot.evaluate(update)
-    finally:
-        runner.stopped.set()
-        runner.thread.join(5.0)
+    tally, _, events = evaluate_with_runner(
+        config, 0.004, "v-test", trained_update("v-test")
+    )
     assert tally is not None
     assert tally.finished
     # The scripted policy turns the dial within the step limit.
@@ -195,7 +208,6 @@ def test_robot_evaluates_with_runner_actions():
     report = json.loads(received[-1].data)
     assert report["version"] == "v-test"
     assert report["success_rate"] == 1.0
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert events[-1]["event"] == "evaluation"
     assert events[-1]["successes"] == 2
 
@@ -401,7 +413,7 @@ def test_operator_budget_reopens_after_failed_run():
     assert events[0]["run_id"] == 3
 
 
-def test_robot_skips_set_the_runner_never_loads():
+def test_robot_skips_unloaded_set():
     topics = evaluation_topics("t2")
     config = RobotConfig(
         episode_steps=10,
@@ -411,19 +423,10 @@ def test_robot_skips_set_the_runner_never_loads():
         domain_id=DOMAIN_ID,
         topics=topics,
     )
-    runner = FakeRunner(topics, period=0.01, version="v-old")
-    runner.thread.start()
-    stream = io.StringIO()
-    robot = Robot(config, EventLog(stream))
     update = trained_update("v-new", previous_version="v-old")
-    try:
-        tally = robot.evaluate(update)
-    finally:
-        runner.stopped.set()
-        runner.thread.join(5.0)
+    tally, robot, events = evaluate_with_runner(config, 0.01, "v-old", update)
     assert tally is None
     assert robot.runner_version == "v-old"
-    events = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert events[-1]["event"] == "evaluation_skipped"
     assert events[-1]["version"] == "v-new"
     assert "the runner reported v-old" in events[-1]["reason"]
