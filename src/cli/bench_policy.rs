@@ -76,7 +76,7 @@ pub struct PolicyArgs {
     #[command(flatten)]
     encoder: EncoderArgs,
 
-    /// IQL preset: cpu (10,000 gradient steps) or paper (210,000).
+    /// IQL preset: cpu (30,000 gradient steps) or paper (210,000).
     #[arg(long, value_name = "PRESET", default_value = "cpu", value_parser = parse_iql_preset)]
     policy_preset: IqlPreset,
 

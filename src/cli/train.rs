@@ -23,7 +23,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", default_value = "models")]
     models: PathBuf,
 
-    /// Network sizes and schedule lengths: cpu (small encoder, 10,000 policy steps) or
+    /// Network sizes and schedule lengths: cpu (small encoder, 30,000 policy steps) or
     /// paper (the CLARIFY paper's settings).
     #[arg(long, value_name = "PRESET", default_value = "cpu")]
     preset: TrainPreset,
