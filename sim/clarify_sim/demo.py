@@ -79,7 +79,7 @@ class DemoSettings:
     epsilon: float = 0.5
     #: Answers the operator gives per deployed model set; the node retrains after as
     #: many new answers.
-    answers_per_cycle: int = 50
+    answers_per_cycle: int = 20
     #: Seconds the operator takes per answer.
     answer_delay_s: float = 0.0
     #: Segment length H in steps.
@@ -428,6 +428,57 @@ def format_table(cycles: Sequence[Cycle]) -> str:
     return "\n".join(lines)
 
 
+def format_outcome(cycles: Sequence[Cycle]) -> list[str]:
+    """Return the lines that compare the last evaluated cycle with the first, and the
+    clear share of CLARIFY's queries with that of the random first round."""
+    lines = []
+    evaluated = [cycle for cycle in cycles if cycle.eval_episodes]
+    if len(evaluated) >= 2:
+        first, last = evaluated[0], evaluated[-1]
+        verdict = "better" if last.success_rate > first.success_rate else "not better"
+        lines.append(
+            f"policy: cycle {last.index} succeeded in {last.success_rate * 100:.1f} % "
+            f"of its episodes, cycle {first.index} in {first.success_rate * 100:.1f} % "
+            f"({verdict})"
+        )
+    random_round = cycles[0].selectors.get("random") if cycles else None
+    chosen = SelectorCount()
+    for cycle in cycles:
+        count = cycle.selectors.get("clarify")
+        if count is not None:
+            chosen.clear += count.clear
+            chosen.cant_tell += count.cant_tell
+    if random_round is not None and not (
+        math.isnan(random_round.clarity) or math.isnan(chosen.clarity)
+    ):
+        verdict = "higher" if chosen.clarity > random_round.clarity else "not higher"
+        lines.append(
+            f"clarity: {chosen.clarity * 100:.1f} % of CLARIFY's answered queries were "
+            f"clear, {random_round.clarity * 100:.1f} % of the random first round's "
+            f"({verdict})"
+        )
+    return lines
+
+
+def format_training_failures(
+    operator_events: Sequence[dict[str, Any]], stopped_at: float
+) -> list[str]:
+    """Return a line per failed training run the operator saw. A run that failed once
+    the demo had begun stopping (`stopped_at`, wall-clock seconds) was stopped by it."""
+    lines = []
+    for event in operator_events:
+        if event["event"] != "training_failed":
+            continue
+        if event["time"] >= stopped_at:
+            lines.append(f"training run {event['run_id']} was stopped by the demo")
+        else:
+            lines.append(
+                f"training run {event['run_id']} failed or its set was rejected: "
+                f"{event['message']}"
+            )
+    return lines
+
+
 # Processes
 
 
@@ -473,6 +524,8 @@ class Demo:
         self.python = python
         self.sim_dir = sim_dir.resolve()
         self.children: dict[str, Child] = {}
+        #: Wall-clock time at which the demo began stopping its processes.
+        self.stopped_at = math.inf
 
     def prepare(self) -> None:
         """Create a clean work folder and write the parameter file."""
@@ -615,6 +668,7 @@ class Demo:
 
     def stop_all(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL after `STOP_TIMEOUT_S`."""
+        self.stopped_at = min(self.stopped_at, time.time())
         names = [n for n in STOP_ORDER if n in self.children]
         for name in names:
             _signal_group(self.children[name].process, signal.SIGTERM)
@@ -696,6 +750,8 @@ class Demo:
         print()
         cycles = self.cycles()
         print(format_table(cycles))
+        for line in format_outcome(cycles):
+            print(line)
         for cycle in cycles:
             if cycle.skip_reason:
                 print(
@@ -712,12 +768,9 @@ class Demo:
                     f"warning: {runner_log} does not show the runner running "
                     f"{cycle.version}, so its evaluation may have used an older set"
                 )
-        for event in read_events(self.layout.events("operator")):
-            if event["event"] == "training_failed":
-                print(
-                    f"training run {event['run_id']} failed or its set was rejected: "
-                    f"{event['message']}"
-                )
+        operator = read_events(self.layout.events("operator"))
+        for line in format_training_failures(operator, self.stopped_at):
+            print(line)
         print(f"\nwall time: {elapsed:.0f} s; logs in {self.layout.logs}")
         if status == 0:
             return

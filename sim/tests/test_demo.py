@@ -10,11 +10,15 @@ import pytest
 
 from clarify_sim.demo import (
     PRESETS,
+    Cycle,
     DemoSettings,
     Layout,
+    SelectorCount,
     build_cycles,
     build_parser,
+    format_outcome,
     format_table,
+    format_training_failures,
     parameter_file,
     read_events,
     runner_versions,
@@ -79,6 +83,73 @@ def test_cycles_group_answers_by_deployed_version():
     assert second.selectors["clarify"].clear == 2
     assert second.selectors["random"].clarity == 0.0
     assert second.success_rate == 0.5
+
+
+def evaluated_cycle(index: int, success: float, **selectors: SelectorCount) -> Cycle:
+    return Cycle(
+        index=index,
+        version=f"v{index}",
+        answers_used=20 * index,
+        reward_accuracy=1.0,
+        selectors=dict(selectors),
+        success_rate=success,
+        eval_episodes=20,
+    )
+
+
+def test_outcome_compares_last_cycle_with_first():
+    cycles = [
+        evaluated_cycle(1, 0.5, random=SelectorCount(clear=6, cant_tell=4)),
+        evaluated_cycle(2, 0.4, clarify=SelectorCount(clear=7, cant_tell=1)),
+        evaluated_cycle(3, 0.9, clarify=SelectorCount(clear=8, cant_tell=2, skipped=5)),
+    ]
+    policy, clarity = format_outcome(cycles)
+    assert policy == (
+        "policy: cycle 3 succeeded in 90.0 % of its episodes, cycle 1 in 50.0 % "
+        "(better)"
+    )
+    # CLARIFY's answers are pooled over cycles 2 and 3: 15 clear of 18.
+    assert clarity == (
+        "clarity: 83.3 % of CLARIFY's answered queries were clear, 60.0 % of the "
+        "random first round's (higher)"
+    )
+    policy, clarity = format_outcome(cycles[:2])
+    assert policy.endswith("cycle 1 in 50.0 % (not better)")
+    assert clarity.endswith("(higher)")
+
+
+def test_outcome_needs_two_evaluations_and_both_selectors():
+    only = evaluated_cycle(1, 0.5, random=SelectorCount(clear=1))
+    assert format_outcome([]) == []
+    assert format_outcome([only]) == []
+    same = [only, evaluated_cycle(2, 0.5, clarify=SelectorCount(clear=1))]
+    assert format_outcome(same) == [
+        "policy: cycle 2 succeeded in 50.0 % of its episodes, cycle 1 in 50.0 % "
+        "(not better)",
+        "clarity: 100.0 % of CLARIFY's answered queries were clear, 100.0 % of the "
+        "random first round's (not higher)",
+    ]
+
+
+def test_training_failures_after_the_stop_are_not_errors():
+    def failed(run_id: int, time: float) -> dict:
+        return {
+            "event": "training_failed",
+            "time": time,
+            "run_id": run_id,
+            "message": "clarify train failed (signal: 15 (SIGTERM))",
+        }
+
+    events = [failed(1, 10.0), answer("", "random", 1), failed(2, 20.0)]
+    assert format_training_failures(events, stopped_at=15.0) == [
+        "training run 1 failed or its set was rejected: "
+        "clarify train failed (signal: 15 (SIGTERM))",
+        "training run 2 was stopped by the demo",
+    ]
+    assert len(format_training_failures(events, math.inf)) == 2
+    assert all(
+        "rejected" in line for line in format_training_failures(events, math.inf)
+    )
 
 
 def test_unevaluated_cycle_has_no_success_rate():
