@@ -140,7 +140,7 @@ fn tiny_config(seed: u64) -> IqlConfig {
 fn presets_match_clarify_settings() {
     let cpu = IqlConfig::cpu();
     assert_eq!(IqlConfig::default(), cpu);
-    assert_eq!(cpu.gradient_steps, 10_000);
+    assert_eq!(cpu.gradient_steps, 30_000);
     assert_eq!(cpu.batch_size, 256);
     assert_eq!(cpu.hidden_sizes, [256, 256]);
     assert_eq!(cpu.expectile, 0.7);
