@@ -463,8 +463,9 @@ def format_outcome(cycles: Sequence[Cycle]) -> list[str]:
 def format_training_failures(
     operator_events: Sequence[dict[str, Any]], stopped_at: float
 ) -> list[str]:
-    """Return a line per failed training run the operator saw. A run that failed once
-    the demo had begun stopping (`stopped_at`, wall-clock seconds) was stopped by it."""
+    """Return a line per failed training run in the operator's events. A run that
+    failed after the demo began stopping (`stopped_at`, wall-clock seconds) was
+    stopped by it."""
     lines = []
     for event in operator_events:
         if event["event"] != "training_failed":

@@ -108,7 +108,7 @@ def test_outcome_compares_last_cycle_with_first():
         "policy: cycle 3 succeeded in 90.0 % of its episodes, cycle 1 in 50.0 % "
         "(better)"
     )
-    # CLARIFY's answers are pooled over cycles 2 and 3: 15 clear of 18.
+    # CLARIFY's answered queries are pooled over cycles 2 and 3: 15 clear of 18.
     assert clarity == (
         "clarity: 83.3 % of CLARIFY's answered queries were clear, 60.0 % of the "
         "random first round's (higher)"
@@ -118,7 +118,7 @@ def test_outcome_compares_last_cycle_with_first():
     assert clarity.endswith("(higher)")
 
 
-def test_outcome_needs_two_evaluations_and_both_selectors():
+def test_outcome_without_gain_or_cycles():
     only = evaluated_cycle(1, 0.5, random=SelectorCount(clear=1))
     assert format_outcome([]) == []
     assert format_outcome([only]) == []
@@ -131,7 +131,7 @@ def test_outcome_needs_two_evaluations_and_both_selectors():
     ]
 
 
-def test_training_failures_after_the_stop_are_not_errors():
+def test_failures_after_stop_not_errors():
     def failed(run_id: int, time: float) -> dict:
         return {
             "event": "training_failed",

@@ -9,9 +9,9 @@ use super::error::IqlError;
 
 /// Gradient steps of the `cpu` preset, a shorter run than the paper's for CPU training:
 /// about 4 minutes at 125 steps per second on two cores. On dial-turn, a policy on the true
-/// rewards succeeds in every evaluation episode after 3,000 steps, but one on a reward
-/// model learned from 50 answers needs more: 45 % and 25 % of 20 episodes after 10,000
-/// steps (two seeds), 95 % and 90 % after 30,000.
+/// rewards succeeds in every evaluation episode after 3,000 steps. Policies on a reward
+/// model learned from 50 answers (two seeds) succeeded in 45 % and 25 % of 20 episodes
+/// after 10,000 steps, and in 95 % and 90 % after 30,000.
 pub const CPU_GRADIENT_STEPS: usize = 30_000;
 /// Gradient steps of the `paper` preset: 2·10⁵ + 10⁴, as in CLARIFY's IQL runs.
 pub const PAPER_GRADIENT_STEPS: usize = 210_000;
